@@ -1,0 +1,260 @@
+package server
+
+import (
+	"fmt"
+	"strings"
+
+	"example.com/opsvc/gen"
+	"example.com/opsvc/store"
+)
+
+// This file converts between the generated API types and the store's
+// records, and does nothing else.
+
+// operationFromGen converts an A1 body. Its only refusals are times that are
+// not real dates (010002).
+func operationFromGen(in gen.Operation) (store.Operation, error) {
+	var err error
+	out := store.Operation{
+		ID:        in.OperationId,
+		Status:    string(in.Status),
+		SubStatus: in.SubStatus,
+		Request:   requestFromGen(in.Request.Uri, in.Request.Method, &in.Request.Body),
+	}
+	if out.OccurredTime, err = parseMSFTime("occurred_time", in.OccurredTime); err != nil {
+		return store.Operation{}, err
+	}
+	if out.LastUpdateTime, err = parseMSFTime("last_update_time", in.LastUpdateTime); err != nil {
+		return store.Operation{}, err
+	}
+	if in.Response != nil {
+		out.Response = &store.Response{StatusCode: in.Response.StatusCode, Body: &in.Response.Body}
+	}
+	if in.TargetClusters != nil {
+		out.TargetClusters = make([]store.Cluster, 0, len(*in.TargetClusters))
+		for _, c := range *in.TargetClusters {
+			out.TargetClusters = append(out.TargetClusters, store.Cluster{
+				ClusterID: c.ClusterId,
+				Request:   requestFromGen(c.Request.Uri, c.Request.Method, &c.Request.Body),
+				Response:  clusterResponseFromGen(c.Response),
+			})
+		}
+	}
+	if rb := in.Rollbacks; rb != nil {
+		out.Rollbacks = &store.Rollbacks{Result: string(rb.Result)}
+		if out.Rollbacks.OccurredTime, err = parseMSFTime("rollbacks.occurred_time", rb.OccurredTime); err != nil {
+			return store.Operation{}, err
+		}
+		if rb.TargetClusters != nil {
+			out.Rollbacks.TargetClusters = make([]store.Cluster, 0, len(*rb.TargetClusters))
+			for _, c := range *rb.TargetClusters {
+				out.Rollbacks.TargetClusters = append(out.Rollbacks.TargetClusters, store.Cluster{
+					ClusterID: c.ClusterId,
+					Request:   requestFromGen(c.Request.Uri, c.Request.Method, c.Request.Body),
+					Response:  clusterResponseFromGen(c.Response),
+				})
+			}
+		}
+	}
+	return out, nil
+}
+
+func requestFromGen(uri string, method gen.Method, body *string) store.Request {
+	return store.Request{URI: uri, Method: string(method), Body: body}
+}
+
+func clusterResponseFromGen(in *gen.ClusterResponse) *store.Response {
+	if in == nil {
+		return nil
+	}
+	return &store.Response{StatusCode: in.StatusCode, Body: in.Body}
+}
+
+// operationToGen is the A3 answer: the stored record in the A1 shape, times in
+// the underscore form, absent optional fields omitted.
+func operationToGen(in store.Operation) gen.Operation {
+	out := gen.Operation{
+		OperationId:    in.ID,
+		OccurredTime:   formatMSFTime(in.OccurredTime),
+		LastUpdateTime: formatMSFTime(in.LastUpdateTime),
+		Status:         gen.Status(in.Status),
+		SubStatus:      in.SubStatus,
+		Request: gen.OperationRequest{
+			Uri:    in.Request.URI,
+			Method: gen.Method(in.Request.Method),
+			Body:   deref(in.Request.Body),
+		},
+	}
+	if in.Response != nil {
+		out.Response = &gen.OperationResponse{StatusCode: in.Response.StatusCode, Body: deref(in.Response.Body)}
+	}
+	if in.TargetClusters != nil {
+		tc := make([]gen.TargetCluster, 0, len(in.TargetClusters))
+		for _, c := range in.TargetClusters {
+			tc = append(tc, gen.TargetCluster{
+				ClusterId: c.ClusterID,
+				Request: gen.OperationRequest{
+					Uri:    c.Request.URI,
+					Method: gen.Method(c.Request.Method),
+					Body:   deref(c.Request.Body),
+				},
+				Response: clusterResponseToGen(c.Response),
+			})
+		}
+		out.TargetClusters = &tc
+	}
+	if rb := in.Rollbacks; rb != nil {
+		out.Rollbacks = &gen.Rollbacks{
+			Result:       gen.RollbacksResult(rb.Result),
+			OccurredTime: formatMSFTime(rb.OccurredTime),
+		}
+		if rb.TargetClusters != nil {
+			tc := make([]gen.RollbackCluster, 0, len(rb.TargetClusters))
+			for _, c := range rb.TargetClusters {
+				tc = append(tc, gen.RollbackCluster{
+					ClusterId: c.ClusterID,
+					Request: gen.RollbackRequest{
+						Uri:    c.Request.URI,
+						Method: gen.Method(c.Request.Method),
+						Body:   c.Request.Body,
+					},
+					Response: clusterResponseToGen(c.Response),
+				})
+			}
+			out.Rollbacks.TargetClusters = &tc
+		}
+	}
+	return out
+}
+
+func clusterResponseToGen(in *store.Response) *gen.ClusterResponse {
+	if in == nil {
+		return nil
+	}
+	return &gen.ClusterResponse{StatusCode: in.StatusCode, Body: in.Body}
+}
+
+// operationSummaryToGen is an A2 detail-list item: the operation without its
+// body strings.
+func operationSummaryToGen(in store.Operation) gen.OperationSummary {
+	out := gen.OperationSummary{
+		OperationId:    in.ID,
+		OccurredTime:   formatMSFTime(in.OccurredTime),
+		LastUpdateTime: formatMSFTime(in.LastUpdateTime),
+		Status:         gen.Status(in.Status),
+		SubStatus:      in.SubStatus,
+		Request:        requestSummaryToGen(in.Request),
+		Response:       responseSummaryToGen(in.Response),
+	}
+	if in.TargetClusters != nil {
+		tc := clusterSummariesToGen(in.TargetClusters)
+		out.TargetClusters = &tc
+	}
+	if rb := in.Rollbacks; rb != nil {
+		out.Rollbacks = &gen.RollbacksSummary{
+			Result:       gen.RollbacksSummaryResult(rb.Result),
+			OccurredTime: formatMSFTime(rb.OccurredTime),
+		}
+		if rb.TargetClusters != nil {
+			tc := clusterSummariesToGen(rb.TargetClusters)
+			out.Rollbacks.TargetClusters = &tc
+		}
+	}
+	return out
+}
+
+func requestSummaryToGen(in store.Request) gen.RequestSummary {
+	return gen.RequestSummary{Uri: in.URI, Method: gen.Method(in.Method)}
+}
+
+func responseSummaryToGen(in *store.Response) *gen.ResponseSummary {
+	if in == nil {
+		return nil
+	}
+	return &gen.ResponseSummary{StatusCode: in.StatusCode}
+}
+
+func clusterSummariesToGen(in []store.Cluster) []gen.ClusterSummary {
+	out := make([]gen.ClusterSummary, 0, len(in))
+	for _, c := range in {
+		out = append(out, gen.ClusterSummary{
+			ClusterId: c.ClusterID,
+			Request:   requestSummaryToGen(c.Request),
+			Response:  responseSummaryToGen(c.Response),
+		})
+	}
+	return out
+}
+
+// iccOperationFromGen converts a B2 body. Connection ids are stored in lower
+// case, so that a filter matches whatever case a client used. Its only
+// refusals are times that are not real dates (400).
+func iccOperationFromGen(id string, in gen.ICCOperationWrite) (store.ICCOperation, error) {
+	out := store.ICCOperation{
+		ID:              id,
+		ConnectionID:    strings.ToLower(in.ConnectionId.String()),
+		TenantID:        in.TenantId,
+		OrderType:       string(in.OrderType),
+		Phase:           string(in.Phase),
+		OperationStatus: string(in.OperationStatus),
+		RequestBody:     in.RequestBody,
+	}
+	var err error
+	if out.ReceptionDatetime, err = parseICCTime("reception_datetime", in.ReceptionDatetime); err != nil {
+		return store.ICCOperation{}, err
+	}
+	if in.CommitDatetime != nil {
+		t, err := parseICCTime("commit_datetime", *in.CommitDatetime)
+		if err != nil {
+			return store.ICCOperation{}, err
+		}
+		out.CommitDatetime = &t
+	}
+	return out, nil
+}
+
+// iccOperationToGen is a B1 item.
+func iccOperationToGen(in store.ICCOperation) (gen.ICCOperation, error) {
+	out := gen.ICCOperation{
+		OperationId:       in.ID,
+		OrderType:         gen.OrderType(in.OrderType),
+		Phase:             gen.Phase(in.Phase),
+		OperationStatus:   gen.OperationStatus(in.OperationStatus),
+		ReceptionDatetime: formatICCTime(in.ReceptionDatetime),
+		RequestBody:       in.RequestBody,
+	}
+	if err := out.ConnectionId.UnmarshalText([]byte(in.ConnectionID)); err != nil {
+		return gen.ICCOperation{}, fmt.Errorf("stored connection_id %q: %w", in.ConnectionID, err)
+	}
+	if in.CommitDatetime != nil {
+		s := formatICCTime(*in.CommitDatetime)
+		out.CommitDatetime = &s
+	}
+	return out, nil
+}
+
+// iccRecordToGen is the B2 answer: the B1 item and its tenant.
+func iccRecordToGen(in store.ICCOperation) (gen.ICCOperationRecord, error) {
+	item, err := iccOperationToGen(in)
+	if err != nil {
+		return gen.ICCOperationRecord{}, err
+	}
+	return gen.ICCOperationRecord{
+		OperationId:       item.OperationId,
+		ConnectionId:      item.ConnectionId,
+		OrderType:         item.OrderType,
+		Phase:             item.Phase,
+		OperationStatus:   item.OperationStatus,
+		ReceptionDatetime: item.ReceptionDatetime,
+		CommitDatetime:    item.CommitDatetime,
+		RequestBody:       item.RequestBody,
+		TenantId:          in.TenantID,
+	}, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}

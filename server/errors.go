@@ -1,0 +1,198 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"example.com/opsvc/gen"
+	"example.com/opsvc/store"
+)
+
+// FieldError is a refused value: the field (a body path such as
+// target_clusters[0].cluster_id, or a parameter name) and why. Syntax marks a
+// body that is not JSON or a value of the wrong JSON type (010001); any other
+// FieldError is a missing or invalid value (010002).
+type FieldError struct {
+	Field  string
+	Reason string
+	Syntax bool
+}
+
+func (e *FieldError) Error() string {
+	if e.Field == "" {
+		return e.Reason
+	}
+	return e.Field + ": " + e.Reason
+}
+
+// Errors that the middleware and handlers raise; errorResponse maps them.
+var (
+	errTooLarge        = errors.New("body: larger than 4194304 bytes")
+	errForbidden       = errors.New("forbidden")
+	errUnauthenticated = errors.New("unauthenticated")
+	errNoRoute         = errors.New("no such resource")
+	errNoMethod        = errors.New("method not allowed")
+	errDatabase        = errors.New("database failure")
+)
+
+// ErrUnauthenticated is returned by an Authenticator for a token it does not
+// accept: unknown, garbage, expired or revoked.
+var ErrUnauthenticated = errUnauthenticated
+
+// ErrAuthUnavailable is returned by an Authenticator that cannot reach its
+// identity service. Callers get 503, never 401: an outage is not a bad token.
+var ErrAuthUnavailable = errors.New("identity service unavailable")
+
+// dbErr marks an error that came back from the store, so that an error the
+// store did not classify is answered as a database failure (020002) rather
+// than "anything else" (990001).
+func dbErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", errDatabase, err)
+}
+
+// reply is what an error becomes: a status, an MSF error code, and the text
+// (error_message for MSF, cause for ICC).
+type reply struct {
+	status  int
+	code    string
+	message string
+}
+
+// classify maps any error to its reply. The MSF status and error_code always
+// pair as in the contract's error table (section 4).
+func classify(err error) reply {
+	var fe *FieldError
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &fe):
+		if fe.Syntax {
+			return reply{http.StatusBadRequest, "010001", fe.Error()}
+		}
+		return reply{http.StatusBadRequest, "010002", fe.Error()}
+	case errors.Is(err, errTooLarge):
+		return reply{http.StatusRequestEntityTooLarge, "010003", errTooLarge.Error()}
+	case errors.Is(err, errUnauthenticated):
+		return reply{http.StatusUnauthorized, "990003", "Unauthorized"}
+	case errors.Is(err, errForbidden):
+		return reply{http.StatusForbidden, "990003", "Forbidden"}
+	case errors.Is(err, ErrAuthUnavailable):
+		return reply{http.StatusServiceUnavailable, "020001", "identity service unreachable"}
+	case errors.Is(err, store.ErrNotFound):
+		return reply{http.StatusNotFound, "030001", "operation_id: no such operation"}
+	case errors.Is(err, store.ErrConflict):
+		return reply{http.StatusConflict, "030007", conflictMessage(err)}
+	case errors.Is(err, store.ErrUnavailable):
+		return reply{http.StatusServiceUnavailable, "020001", "database unreachable"}
+	case errors.Is(err, errDatabase):
+		return reply{http.StatusInternalServerError, "020002", "database failure"}
+	case errors.Is(err, errNoRoute):
+		return reply{http.StatusNotFound, "030001", "path: no such resource"}
+	case errors.Is(err, errNoMethod):
+		return reply{http.StatusMethodNotAllowed, "990001", "method: not allowed on this path"}
+	case errors.As(err, &he):
+		return classifyEcho(he)
+	}
+	return reply{http.StatusInternalServerError, "990001", "internal error"}
+}
+
+// classifyEcho maps the errors Echo itself raises (routing, binding).
+func classifyEcho(he *echo.HTTPError) reply {
+	switch he.Code {
+	case http.StatusNotFound:
+		return classify(errNoRoute)
+	case http.StatusMethodNotAllowed:
+		return classify(errNoMethod)
+	case http.StatusRequestEntityTooLarge:
+		return classify(errTooLarge)
+	case http.StatusBadRequest, http.StatusUnsupportedMediaType:
+		return reply{http.StatusBadRequest, "010001", fmt.Sprintf("body: %v", he.Message)}
+	}
+	return reply{http.StatusInternalServerError, "990001", "internal error"}
+}
+
+// conflictMessage keeps the store's explanation of a refused transition (the
+// text after the last "conflict: "), which names the field and why.
+func conflictMessage(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, store.ErrConflict.Error()+": "); i >= 0 {
+		return msg[i+len(store.ErrConflict.Error())+2:]
+	}
+	return "status: the notification would move the operation backwards"
+}
+
+// family tells which error body a path gets.
+type family int
+
+const (
+	familyOther family = iota
+	familyMSF
+	familyICC
+)
+
+func familyOf(path string) family {
+	switch {
+	case path == "/v1/operations" || strings.HasPrefix(path, "/v1/"):
+		return familyMSF
+	case path == "/v1.0/icc/operations" || strings.HasPrefix(path, "/v1.0/icc/"):
+		return familyICC
+	}
+	return familyOther
+}
+
+// errorBody is the body of a refusal in the given family's format.
+func errorBody(f family, r reply) any {
+	if f == familyMSF {
+		return gen.MSFError{
+			ErrorCode:       r.code,
+			ErrorMessage:    r.message,
+			DataConsistency: "rolled back",
+		}
+	}
+	if r.status == http.StatusInternalServerError {
+		// As the seed's example: the details are in the log, not the body.
+		return gen.ICCError{Cause: http.StatusText(r.status)}
+	}
+	return gen.ICCError{Cause: r.message}
+}
+
+// errorHandler is the only place where an error becomes a status and a body.
+// It serves as Echo's HTTPErrorHandler, as the request validator's error path
+// and as the authentication middleware's, so all three answer alike. Server
+// errors are logged here, once, with the request id; clients see only what the
+// contract allows.
+func (s *Server) errorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		s.log.ErrorContext(c.Request().Context(), "error after response started",
+			"request_id", requestID(c), "error", err)
+		if isBrokenStream(err) {
+			// The 200 is out and the list is cut short: abort the connection
+			// so the client cannot take a truncated list for a whole one.
+			panic(http.ErrAbortHandler)
+		}
+		return
+	}
+	r := classify(err)
+	if r.status >= 500 {
+		s.log.ErrorContext(c.Request().Context(), "request failed",
+			"request_id", requestID(c), "method", c.Request().Method,
+			"path", c.Request().URL.Path, "status", r.status, "error", err)
+	}
+	body := errorBody(familyOf(c.Request().URL.Path), r)
+	if c.Request().Method == http.MethodHead {
+		err = c.NoContent(r.status)
+	} else {
+		err = c.JSON(r.status, body)
+	}
+	if err != nil {
+		s.log.ErrorContext(c.Request().Context(), "writing error response",
+			"request_id", requestID(c), "error", err)
+	}
+}

@@ -1,0 +1,128 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"regexp"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"example.com/opsvc/gen"
+)
+
+var _ gen.StrictServerInterface = (*Server)(nil)
+
+// Options are what New needs. Store is required; a nil Auth refuses every
+// token; a nil Logger discards.
+type Options struct {
+	Store        Store
+	Auth         Authenticator
+	AllowedCIDRs []netip.Prefix
+	Logger       *slog.Logger
+}
+
+// Server is the Operations Service's HTTP handler.
+type Server struct {
+	store   Store
+	auth    Authenticator
+	allowed []netip.Prefix
+	log     *slog.Logger
+	echo    *echo.Echo
+}
+
+// New wires the middleware and the generated routes:
+// request id and access log, panic recovery, authentication, the 4 MiB body
+// limit and JSON check, the openapi.yaml validator, then the handler.
+func New(o Options) (*Server, error) {
+	if o.Store == nil {
+		return nil, errors.New("server: a Store is required")
+	}
+	s := &Server{store: o.Store, auth: o.Auth, allowed: o.AllowedCIDRs, log: o.Logger}
+	if s.auth == nil {
+		s.auth = noTokens{}
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	validate, err := newValidator()
+	if err != nil {
+		return nil, err
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.errorHandler
+	e.Use(s.accessLog, middleware.Recover(), s.authenticate, readBody, validate)
+	gen.RegisterHandlers(e, gen.NewStrictHandler(s, nil))
+	s.echo = e
+	return s, nil
+}
+
+// ServeHTTP serves a request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// Healthz answers while the process serves requests.
+func (s *Server) Healthz(context.Context, gen.HealthzRequestObject) (gen.HealthzResponseObject, error) {
+	return gen.Healthz200JSONResponse{Status: gen.Ok}, nil
+}
+
+// Readyz answers 200 when the database is reachable, 503 otherwise.
+func (s *Server) Readyz(ctx context.Context, _ gen.ReadyzRequestObject) (gen.ReadyzResponseObject, error) {
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.WarnContext(ctx, "not ready", "error", err)
+		return gen.Readyz503JSONResponse{Status: gen.Unavailable}, nil
+	}
+	return gen.Readyz200JSONResponse{Status: gen.Ok}, nil
+}
+
+const requestIDHeader = "X-Request-Id"
+
+// A client's own X-Request-Id is kept when it is short and plain, so logs
+// can be matched across services; anything else is replaced.
+var plainRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// accessLog gives every request an id (X-Request-Id) and writes one JSON log
+// line when it ends: method, path, status, duration, bytes, request id and
+// peer. It never logs headers (tokens) or bodies.
+func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		id := c.Request().Header.Get(requestIDHeader)
+		if !plainRequestID.MatchString(id) {
+			id = newRequestID()
+		}
+		c.Set(requestIDHeader, id)
+		c.Response().Header().Set(requestIDHeader, id)
+		if err := next(c); err != nil {
+			c.Error(err)
+		}
+		r := c.Request()
+		s.log.InfoContext(r.Context(), "request",
+			"method", r.Method,
+			"path", r.URL.Path,
+			"status", c.Response().Status,
+			"bytes", c.Response().Size,
+			"duration_ms", float64(time.Since(start).Microseconds())/1000,
+			"request_id", id,
+			"peer", r.RemoteAddr,
+		)
+		return nil
+	}
+}
+
+func requestID(c echo.Context) string {
+	id, _ := c.Get(requestIDHeader).(string)
+	return id
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

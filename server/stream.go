@@ -1,0 +1,85 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+)
+
+// streamFlushBytes is how much of a streamed list is held back before the
+// status line goes out. Until then a failure is still answered with a proper
+// error; after it, the rows go to the client as they are encoded, so memory
+// does not grow with the number of records.
+const streamFlushBytes = 64 << 10
+
+// jsonStream writes {"<key>": [item, item, ...]} one item at a time.
+type jsonStream struct {
+	w         http.ResponseWriter
+	buf       bytes.Buffer
+	enc       *json.Encoder
+	items     int
+	committed bool
+}
+
+func newJSONStream(w http.ResponseWriter, key string) *jsonStream {
+	s := &jsonStream{w: w}
+	s.enc = json.NewEncoder(&s.buf)
+	// Bodies are returned byte for byte; there is no HTML to protect.
+	s.enc.SetEscapeHTML(false)
+	s.buf.WriteString(`{"` + key + `":[`)
+	return s
+}
+
+// add encodes one item.
+func (s *jsonStream) add(v any) error {
+	if s.items > 0 {
+		s.buf.WriteByte(',')
+	}
+	s.items++
+	if err := s.enc.Encode(v); err != nil {
+		return err
+	}
+	if s.buf.Len() >= streamFlushBytes {
+		return s.flush()
+	}
+	return nil
+}
+
+func (s *jsonStream) flush() error {
+	if !s.committed {
+		s.w.Header().Set("Content-Type", "application/json")
+		s.w.WriteHeader(http.StatusOK)
+		s.committed = true
+	}
+	_, err := s.w.Write(s.buf.Bytes())
+	s.buf.Reset()
+	return err
+}
+
+// finish closes the document, or, when listing failed, decides how the
+// failure reaches the client: as an ordinary error while nothing has been
+// sent, or as a broken stream once the status line is out.
+func (s *jsonStream) finish(listErr error) error {
+	if listErr != nil {
+		if s.committed {
+			return &brokenStreamError{listErr}
+		}
+		return listErr
+	}
+	s.buf.WriteString("]}\n")
+	return s.flush()
+}
+
+// brokenStreamError is a list that failed after its 200 went out. The error
+// handler logs it and aborts the connection, so the client sees a failed
+// transfer rather than a truncated document that looks complete.
+type brokenStreamError struct{ err error }
+
+func (e *brokenStreamError) Error() string { return "stream broken: " + e.err.Error() }
+func (e *brokenStreamError) Unwrap() error { return e.err }
+
+func isBrokenStream(err error) bool {
+	var b *brokenStreamError
+	return errors.As(err, &b)
+}
