@@ -110,8 +110,7 @@ func errSlot(ctx context.Context) *error { return ctx.Value(errSlotKey{}).(*erro
 // parameter's name, and the reason; a wrong JSON type is 010001, anything
 // else 010002.
 func validationError(err error) error {
-	var me openapi3.MultiError
-	if errors.As(err, &me) && len(me) > 0 {
+	if me, ok := err.(openapi3.MultiError); ok && len(me) > 0 {
 		err = me[0]
 	}
 	switch {

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the whole configuration, read from the environment once, at start.
+type Config struct {
+	ListenAddr      string         // LISTEN_ADDR
+	DatabaseURL     string         // DATABASE_URL: sqlite:PATH or mysql://USER:PASS@HOST:PORT/DB
+	AuthTokensFile  string         // AUTH_TOKENS_FILE: static tokens; empty: none
+	AllowedCIDRs    []netip.Prefix // MSF_ALLOWED_CIDRS
+	ShutdownTimeout time.Duration  // SHUTDOWN_TIMEOUT: how long in-flight requests may take after SIGTERM
+	LogLevel        string         // LOG_LEVEL: debug, info, warn, error
+
+	Keystone KeystoneConfig
+}
+
+// KeystoneConfig selects Keystone mode when URL is set: tokens are validated
+// by Keystone v3 with the service's own credentials.
+type KeystoneConfig struct {
+	URL         string        // KEYSTONE_URL, e.g. http://keystone:5000/v3
+	Username    string        // KEYSTONE_USERNAME
+	Password    string        // KEYSTONE_PASSWORD
+	Project     string        // KEYSTONE_PROJECT
+	Domain      string        // KEYSTONE_DOMAIN
+	CacheTTL    time.Duration // KEYSTONE_CACHE_TTL
+	NegativeTTL time.Duration // KEYSTONE_NEGATIVE_TTL
+	CacheSize   int           // KEYSTONE_CACHE_SIZE
+	Timeout     time.Duration // KEYSTONE_TIMEOUT
+}
+
+// loadConfig builds the Config from getenv, with the contract's defaults. A
+// bad value stops start-up with an error naming the variable.
+func loadConfig(getenv func(string) string) (Config, error) {
+	c := Config{
+		ListenAddr:      or(getenv("LISTEN_ADDR"), ":8080"),
+		DatabaseURL:     or(getenv("DATABASE_URL"), "sqlite:operations.db"),
+		AuthTokensFile:  getenv("AUTH_TOKENS_FILE"),
+		LogLevel:        or(getenv("LOG_LEVEL"), "info"),
+		ShutdownTimeout: 30 * time.Second,
+		Keystone: KeystoneConfig{
+			URL:         getenv("KEYSTONE_URL"),
+			Username:    getenv("KEYSTONE_USERNAME"),
+			Password:    getenv("KEYSTONE_PASSWORD"),
+			Project:     getenv("KEYSTONE_PROJECT"),
+			Domain:      or(getenv("KEYSTONE_DOMAIN"), "Default"),
+			CacheTTL:    60 * time.Second,
+			NegativeTTL: 5 * time.Second,
+			CacheSize:   10000,
+			Timeout:     5 * time.Second,
+		},
+	}
+	var err error
+	if c.AllowedCIDRs, err = parseCIDRs(or(getenv("MSF_ALLOWED_CIDRS"), "127.0.0.0/8,::1/128")); err != nil {
+		return Config{}, fmt.Errorf("MSF_ALLOWED_CIDRS: %w", err)
+	}
+	if !strings.HasPrefix(c.DatabaseURL, "sqlite:") && !strings.HasPrefix(c.DatabaseURL, "mysql://") {
+		return Config{}, fmt.Errorf("DATABASE_URL: want sqlite:PATH or mysql://USER:PASS@HOST:PORT/DB")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return Config{}, fmt.Errorf("LOG_LEVEL: want debug, info, warn or error, not %q", c.LogLevel)
+	}
+	durations := []struct {
+		name string
+		dst  *time.Duration
+	}{
+		{"SHUTDOWN_TIMEOUT", &c.ShutdownTimeout},
+		{"KEYSTONE_CACHE_TTL", &c.Keystone.CacheTTL},
+		{"KEYSTONE_NEGATIVE_TTL", &c.Keystone.NegativeTTL},
+		{"KEYSTONE_TIMEOUT", &c.Keystone.Timeout},
+	}
+	for _, d := range durations {
+		v := getenv(d.name)
+		if v == "" {
+			continue
+		}
+		if *d.dst, err = time.ParseDuration(v); err != nil || *d.dst < 0 {
+			return Config{}, fmt.Errorf("%s: want a duration such as 30s, not %q", d.name, v)
+		}
+	}
+	if v := getenv("KEYSTONE_CACHE_SIZE"); v != "" {
+		if c.Keystone.CacheSize, err = strconv.Atoi(v); err != nil || c.Keystone.CacheSize < 1 {
+			return Config{}, fmt.Errorf("KEYSTONE_CACHE_SIZE: want a positive number, not %q", v)
+		}
+	}
+	if k := c.Keystone; k.URL != "" && (k.Username == "" || k.Password == "" || k.Project == "") {
+		return Config{}, fmt.Errorf("KEYSTONE_URL is set: KEYSTONE_USERNAME, KEYSTONE_PASSWORD and KEYSTONE_PROJECT are required too")
+	}
+	if c.Keystone.URL != "" && c.AuthTokensFile != "" {
+		return Config{}, fmt.Errorf("AUTH_TOKENS_FILE and KEYSTONE_URL are both set: choose one")
+	}
+	return c, nil
+}
+
+// parseCIDRs reads a comma-separated list of CIDRs; a bare address counts as
+// a single-host prefix.
+func parseCIDRs(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			a, aerr := netip.ParseAddr(f)
+			if aerr != nil {
+				return nil, fmt.Errorf("%q is not a CIDR", f)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadConfig(t *testing.T) {
+	env := func(kv ...string) func(string) string {
+		m := map[string]string{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return func(k string) string { return m[k] }
+	}
+	t.Run("defaults are the contract's", func(t *testing.T) {
+		c, err := loadConfig(env())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+		if c.ListenAddr != ":8080" || c.DatabaseURL != "sqlite:operations.db" || c.AuthTokensFile != "" ||
+			!reflect.DeepEqual(c.AllowedCIDRs, want) || c.Keystone.CacheTTL != 60*time.Second {
+			t.Fatalf("got %+v", c)
+		}
+	})
+	t.Run("values are read", func(t *testing.T) {
+		c, err := loadConfig(env("LISTEN_ADDR", "127.0.0.1:9000", "DATABASE_URL", "mysql://u:p@h:3306/d",
+			"MSF_ALLOWED_CIDRS", " 10.0.0.0/8 ,192.0.2.7,2001:db8::/32", "KEYSTONE_URL", "http://k:5000/v3",
+			"KEYSTONE_USERNAME", "opsvc", "KEYSTONE_PASSWORD", "pw", "KEYSTONE_PROJECT", "service",
+			"KEYSTONE_CACHE_TTL", "30s", "KEYSTONE_CACHE_SIZE", "50", "SHUTDOWN_TIMEOUT", "5s"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"), netip.MustParsePrefix("2001:db8::/32")}
+		if !reflect.DeepEqual(c.AllowedCIDRs, want) || c.Keystone.CacheTTL != 30*time.Second ||
+			c.Keystone.CacheSize != 50 || c.ShutdownTimeout != 5*time.Second || c.Keystone.Domain != "Default" {
+			t.Fatalf("got %+v", c)
+		}
+	})
+	refusals := []struct {
+		name string
+		env  func(string) string
+		want string
+	}{
+		{"bad CIDR", env("MSF_ALLOWED_CIDRS", "10.0.0.0/33"), "MSF_ALLOWED_CIDRS"},
+		{"bad database URL", env("DATABASE_URL", "postgres://x"), "DATABASE_URL"},
+		{"bad duration", env("SHUTDOWN_TIMEOUT", "soon"), "SHUTDOWN_TIMEOUT"},
+		{"bad cache size", env("KEYSTONE_CACHE_SIZE", "0"), "KEYSTONE_CACHE_SIZE"},
+		{"keystone without credentials", env("KEYSTONE_URL", "http://k:5000/v3"), "KEYSTONE_USERNAME"},
+		{"both token modes", env("KEYSTONE_URL", "http://k/v3", "KEYSTONE_USERNAME", "u", "KEYSTONE_PASSWORD", "p",
+			"KEYSTONE_PROJECT", "s", "AUTH_TOKENS_FILE", "t.json"), "AUTH_TOKENS_FILE"},
+		{"bad log level", env("LOG_LEVEL", "loud"), "LOG_LEVEL"},
+	}
+	for _, tt := range refusals {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := loadConfig(tt.env)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want an error naming %s", err, tt.want)
+			}
+		})
+	}
+}

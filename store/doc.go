@@ -1,0 +1,9 @@
+// Package store is the persistence layer of the Operations Service: it keeps MSF
+// operation results and ICC connection operation history in MySQL 8, MariaDB 10.11+
+// or an embedded pure-Go SQLite file, through GORM.
+//
+// It speaks in its own record types (Operation, ICCOperation) and sentinel errors
+// (ErrNotFound, ErrConflict, ErrUnavailable), so it can be used from a test or a
+// one-off tool without HTTP. It must not import any other package of this module,
+// nor echo or the generated API code; callers depend on it, never the reverse.
+package store

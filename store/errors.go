@@ -1,0 +1,36 @@
+package store
+
+import "errors"
+
+// Callers tell failures apart with errors.Is. Store methods wrap these sentinels
+// with the operation and id concerned; any other error they return is a database
+// failure.
+var (
+	// ErrNotFound means no record has the requested id.
+	ErrNotFound = errors.New("not found")
+
+	// ErrConflict means a write was refused because it would move a record
+	// backwards (030007 for MSF operations); nothing was changed.
+	ErrConflict = errors.New("conflict")
+
+	// ErrUnavailable means the database could not be reached: the connection was
+	// refused or broken, the server is down, or the store is closed.
+	ErrUnavailable = errors.New("database unavailable")
+)
+
+// ConflictError is a write refused because it would move a record backwards
+// (030007 for MSF operations, 409 for ICC ones). It matches ErrConflict with
+// errors.Is. Field names what would have gone backwards and Reason says how,
+// in words fit for the caller's error message.
+type ConflictError struct {
+	Field  string
+	Reason string
+}
+
+// Error reads "conflict: FIELD: REASON".
+func (e *ConflictError) Error() string {
+	return ErrConflict.Error() + ": " + e.Field + ": " + e.Reason
+}
+
+// Is makes errors.Is(err, ErrConflict) true.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }

@@ -1,0 +1,279 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// The schema is written as SQL rather than derived with AutoMigrate because the
+// contract fixes details GORM tags cannot say per dialect: utf8mb4_bin on id
+// columns (case-sensitive ids, byte order), LONGTEXT bodies, InnoDB, and the
+// index column order the list queries rely on.
+//
+// MySQL/MariaDB conventions: every table is InnoDB and utf8mb4 with utf8mb4_bin
+// as its default collation, so every comparison and ORDER BY on text is exact
+// and in byte order; id columns repeat the collation to make that visible.
+// Bodies are LONGTEXT: MEDIUMTEXT stops one byte short of 4 Mi four-byte
+// characters. Times are DATETIME at second precision, always UTC.
+//
+// SQLite: text compares with the BINARY collation (byte order) by default.
+// Columns are declared DATETIME so the driver reads them back as time.Time.
+//
+// Both: a CHECK on ids keeps an empty id out even if a caller forgot to
+// validate (MySQL enforces CHECK from 8.0.16, MariaDB from 10.2).
+
+// migration is one schema step. Steps are applied once each, in version order,
+// and schema_version records the ones applied. MySQL commits DDL as it runs it,
+// so a crash can leave a step applied but unrecorded: its MySQL statements must
+// be safe to run again (IF NOT EXISTS). SQLite runs each step in a transaction.
+type migration struct {
+	version int
+	name    string
+	mysql   []string
+	sqlite  []string
+}
+
+const mysqlTableOptions = ` ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`
+
+// migrations is the schema history; append new steps, never edit applied ones.
+var migrations = []migration{
+	{
+		version: 1,
+		name:    "msf operations and clusters, icc operations",
+		mysql: []string{
+			`CREATE TABLE IF NOT EXISTS msf_operations (
+				id VARCHAR(128) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+				occurred_time DATETIME NOT NULL,
+				last_update_time DATETIME NOT NULL,
+				status VARCHAR(16) NOT NULL,
+				sub_status VARCHAR(255) NULL,
+				request_uri VARCHAR(2048) NOT NULL,
+				request_method VARCHAR(8) NOT NULL,
+				request_body LONGTEXT NULL,
+				response_status_code INT NULL,
+				response_body LONGTEXT NULL,
+				target_clusters_present BOOLEAN NOT NULL,
+				rollback_result VARCHAR(16) NULL,
+				rollback_occurred_time DATETIME NULL,
+				rollback_clusters_present BOOLEAN NOT NULL,
+				created_at DATETIME NOT NULL,
+				updated_at DATETIME NOT NULL,
+				PRIMARY KEY (id),
+				KEY msf_operations_listing (occurred_time, id),
+				CONSTRAINT msf_operations_id_nonempty CHECK (id <> '')
+			)` + mysqlTableOptions,
+			`CREATE TABLE IF NOT EXISTS msf_clusters (
+				operation_id VARCHAR(128) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+				kind VARCHAR(8) NOT NULL,
+				pos INT NOT NULL,
+				cluster_id VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+				request_uri VARCHAR(2048) NOT NULL,
+				request_method VARCHAR(8) NOT NULL,
+				request_body LONGTEXT NULL,
+				response_status_code INT NULL,
+				response_body LONGTEXT NULL,
+				PRIMARY KEY (operation_id, kind, pos),
+				CONSTRAINT msf_clusters_kind CHECK (kind IN ('target', 'rollback')),
+				CONSTRAINT msf_clusters_cluster_id_nonempty CHECK (cluster_id <> ''),
+				CONSTRAINT msf_clusters_operation FOREIGN KEY (operation_id)
+					REFERENCES msf_operations (id) ON DELETE CASCADE
+			)` + mysqlTableOptions,
+			// Each index starts with what a B1 query fixes (tenant, then
+			// connection) and ends with its order, so a tenant's list never
+			// reads another tenant's rows; the last two serve admin lists.
+			`CREATE TABLE IF NOT EXISTS icc_operations (
+				seq BIGINT NOT NULL AUTO_INCREMENT,
+				operation_id VARCHAR(128) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+				tenant_id VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+				connection_id VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+				order_type VARCHAR(16) NOT NULL,
+				phase VARCHAR(32) NOT NULL,
+				operation_status VARCHAR(16) NOT NULL,
+				reception_datetime DATETIME NOT NULL,
+				commit_datetime DATETIME NULL,
+				request_body LONGTEXT NOT NULL,
+				created_at DATETIME NOT NULL,
+				updated_at DATETIME NOT NULL,
+				PRIMARY KEY (seq),
+				UNIQUE KEY icc_operations_operation_id (operation_id),
+				KEY icc_operations_tenant (tenant_id, reception_datetime, seq),
+				KEY icc_operations_tenant_connection (tenant_id, connection_id, reception_datetime, seq),
+				KEY icc_operations_reception (reception_datetime, seq),
+				KEY icc_operations_connection (connection_id, reception_datetime, seq),
+				CONSTRAINT icc_operations_operation_id_nonempty CHECK (operation_id <> '')
+			)` + mysqlTableOptions,
+		},
+		sqlite: []string{
+			`CREATE TABLE msf_operations (
+				id TEXT NOT NULL PRIMARY KEY CHECK (id <> ''),
+				occurred_time DATETIME NOT NULL,
+				last_update_time DATETIME NOT NULL,
+				status TEXT NOT NULL,
+				sub_status TEXT NULL,
+				request_uri TEXT NOT NULL,
+				request_method TEXT NOT NULL,
+				request_body TEXT NULL,
+				response_status_code INTEGER NULL,
+				response_body TEXT NULL,
+				target_clusters_present BOOLEAN NOT NULL,
+				rollback_result TEXT NULL,
+				rollback_occurred_time DATETIME NULL,
+				rollback_clusters_present BOOLEAN NOT NULL,
+				created_at DATETIME NOT NULL,
+				updated_at DATETIME NOT NULL
+			)`,
+			`CREATE INDEX msf_operations_listing ON msf_operations (occurred_time, id)`,
+			`CREATE TABLE msf_clusters (
+				operation_id TEXT NOT NULL REFERENCES msf_operations (id) ON DELETE CASCADE,
+				kind TEXT NOT NULL CHECK (kind IN ('target', 'rollback')),
+				pos INTEGER NOT NULL,
+				cluster_id TEXT NOT NULL CHECK (cluster_id <> ''),
+				request_uri TEXT NOT NULL,
+				request_method TEXT NOT NULL,
+				request_body TEXT NULL,
+				response_status_code INTEGER NULL,
+				response_body TEXT NULL,
+				PRIMARY KEY (operation_id, kind, pos)
+			)`,
+			// AUTOINCREMENT: seq is never reused, so the order recorded
+			// stays strictly increasing.
+			`CREATE TABLE icc_operations (
+				seq INTEGER PRIMARY KEY AUTOINCREMENT,
+				operation_id TEXT NOT NULL UNIQUE CHECK (operation_id <> ''),
+				tenant_id TEXT NOT NULL,
+				connection_id TEXT NOT NULL,
+				order_type TEXT NOT NULL,
+				phase TEXT NOT NULL,
+				operation_status TEXT NOT NULL,
+				reception_datetime DATETIME NOT NULL,
+				commit_datetime DATETIME NULL,
+				request_body TEXT NOT NULL,
+				created_at DATETIME NOT NULL,
+				updated_at DATETIME NOT NULL
+			)`,
+			`CREATE INDEX icc_operations_tenant ON icc_operations (tenant_id, reception_datetime, seq)`,
+			`CREATE INDEX icc_operations_tenant_connection ON icc_operations (tenant_id, connection_id, reception_datetime, seq)`,
+			`CREATE INDEX icc_operations_reception ON icc_operations (reception_datetime, seq)`,
+			`CREATE INDEX icc_operations_connection ON icc_operations (connection_id, reception_datetime, seq)`,
+		},
+	},
+}
+
+var createSchemaVersion = map[dialect]string{
+	dialectMySQL: `CREATE TABLE IF NOT EXISTS schema_version (
+		version INT NOT NULL PRIMARY KEY,
+		applied_at DATETIME NOT NULL
+	)` + mysqlTableOptions,
+	dialectSQLite: `CREATE TABLE IF NOT EXISTS schema_version (
+		version INTEGER NOT NULL PRIMARY KEY,
+		applied_at DATETIME NOT NULL
+	)`,
+}
+
+// migrate brings the schema up to the last of steps. It refuses a database
+// whose schema is newer than steps: this program would not know how to keep
+// its rules.
+func migrate(ctx context.Context, db *gorm.DB, d dialect, steps []migration, now func() time.Time, log *slog.Logger) error {
+	db = db.WithContext(ctx)
+	if d == dialectSQLite {
+		// SQLite's write lock, taken first by each step's transaction,
+		// keeps two processes from applying a step twice.
+		return applyMigrations(db, d, steps, now, log)
+	}
+	// Several instances starting at once would race on the DDL; a named
+	// lock, held by one pinned connection, lets one of them migrate while the
+	// others wait and then find nothing to do.
+	return db.Connection(func(conn *gorm.DB) error {
+		// A fresh statement per call, still on the pinned connection.
+		conn = conn.Session(&gorm.Session{NewDB: true})
+		var dbName string
+		if err := conn.Raw("SELECT DATABASE()").Scan(&dbName).Error; err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		// Lock names are server-wide and at most 64 characters.
+		name := "opsvc.migrate." + dbName
+		if len(name) > 64 {
+			name = name[:64]
+		}
+		var got sql.NullInt64 // NULL on error, 0 on timeout
+		if err := conn.Raw("SELECT GET_LOCK(?, 60)", name).Scan(&got).Error; err != nil {
+			return fmt.Errorf("migrate: lock: %w", err)
+		}
+		if got.Int64 != 1 {
+			return fmt.Errorf("migrate: another instance kept lock %q for 60 s", name)
+		}
+		// Released even if ctx ends: the lock lives as long as the session,
+		// and this connection goes back to the pool.
+		defer conn.WithContext(context.WithoutCancel(ctx)).Exec("DO RELEASE_LOCK(?)", name)
+		return applyMigrations(conn, d, steps, now, log)
+	})
+}
+
+func applyMigrations(db *gorm.DB, d dialect, steps []migration, now func() time.Time, log *slog.Logger) error {
+	if err := db.Exec(createSchemaVersion[d]).Error; err != nil {
+		return fmt.Errorf("migrate: create schema_version: %w", err)
+	}
+	latest := steps[len(steps)-1].version
+	current, err := schemaVersion(db)
+	if err != nil {
+		return err
+	}
+	if current > latest {
+		return fmt.Errorf("migrate: database schema version %d is newer than this program's %d", current, latest)
+	}
+	for _, step := range steps {
+		if step.version <= current {
+			continue
+		}
+		stmts := step.sqlite
+		if d == dialectMySQL {
+			stmts = step.mysql
+		}
+		apply := func(tx *gorm.DB) error {
+			if d == dialectSQLite {
+				// Take the write lock before reading: a deferred transaction
+				// that reads first cannot upgrade to writing while another
+				// process writes, and fails at once (SQLITE_BUSY) instead of
+				// waiting for busy_timeout.
+				if err := tx.Exec("DELETE FROM schema_version WHERE version < 0").Error; err != nil {
+					return fmt.Errorf("migrate: lock: %w", err)
+				}
+			}
+			// Another process may have applied it since we looked.
+			v, err := schemaVersion(tx)
+			if err != nil || v >= step.version {
+				return err
+			}
+			for _, stmt := range stmts {
+				if err := tx.Exec(stmt).Error; err != nil {
+					return fmt.Errorf("migrate to version %d: %w", step.version, err)
+				}
+			}
+			return tx.Create(&schemaVersionRow{Version: step.version, AppliedAt: utcSecond(now())}).Error
+		}
+		if d == dialectSQLite {
+			err = db.Transaction(apply)
+		} else {
+			err = apply(db)
+		}
+		if err != nil {
+			return err
+		}
+		log.Info("store: schema migrated", "dialect", d.String(), "version", step.version, "step", step.name)
+	}
+	return nil
+}
+
+// schemaVersion returns the last applied step, 0 for an empty database.
+func schemaVersion(db *gorm.DB) (int, error) {
+	var v int
+	if err := db.Raw("SELECT COALESCE(MAX(version), 0) FROM schema_version").Scan(&v).Error; err != nil {
+		return 0, fmt.Errorf("migrate: read schema_version: %w", err)
+	}
+	return v, nil
+}

@@ -1,0 +1,411 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	gosqlite "github.com/glebarez/go-sqlite"
+	"github.com/glebarez/sqlite"
+	"github.com/go-sql-driver/mysql"
+	gormmysql "gorm.io/driver/mysql"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Options tunes a Store. The zero value is ready to use.
+type Options struct {
+	// Logger receives migration and retry messages; nil discards them.
+	Logger *slog.Logger
+	// Now stamps created_at and updated_at; nil means time.Now.
+	Now func() time.Time
+	// BatchSize is the number of rows per keyset batch in the List methods;
+	// 0 means 500.
+	BatchSize int
+}
+
+const defaultBatchSize = 500
+
+// dialect is the SQL flavour behind a Store.
+type dialect int
+
+const (
+	dialectSQLite dialect = iota
+	dialectMySQL          // MySQL 8 and MariaDB 10.11+: only what both have
+)
+
+func (d dialect) String() string {
+	if d == dialectMySQL {
+		return "mysql"
+	}
+	return "sqlite"
+}
+
+// Store keeps operations in a SQL database. It is safe for concurrent use.
+type Store struct {
+	db        *gorm.DB
+	sqlDB     *sql.DB
+	dialect   dialect
+	log       *slog.Logger
+	now       func() time.Time
+	batchSize int
+	closed    atomic.Bool
+
+	// writeTx and readTx are the options of write and read transactions;
+	// nil on SQLite, where one connection already serializes everything.
+	writeTx, readTx *sql.TxOptions
+}
+
+// Open connects to the database named by dsn and creates or upgrades its schema
+// without losing data. dsn is "sqlite:PATH" (an embedded SQLite file, created if
+// missing; "sqlite::memory:" for a private in-memory database) or
+// "mysql://USER:PASS@HOST:PORT/DB", whose query parameters are passed to the
+// go-sql-driver/mysql driver. Open returns ErrUnavailable when the database
+// cannot be reached.
+func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	s := &Store{
+		log:       opts.Logger,
+		now:       opts.Now,
+		batchSize: opts.BatchSize,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.batchSize <= 0 {
+		s.batchSize = defaultBatchSize
+	}
+
+	cfg := &gorm.Config{
+		// Duplicate keys come back as gorm.ErrDuplicatedKey on every backend,
+		// which the write retry relies on.
+		TranslateError: true,
+		// GORM's own logger would print SQL with its arguments, bodies
+		// included, and log every error a second time; the caller logs errors.
+		Logger: logger.Discard,
+		// Single-statement writes need no transaction of their own; the
+		// multi-statement ones open theirs explicitly (inTx).
+		SkipDefaultTransaction: true,
+		// Open pings with its ctx instead.
+		DisableAutomaticPing: true,
+	}
+
+	var err error
+	switch {
+	case strings.HasPrefix(dsn, "sqlite:"):
+		s.dialect = dialectSQLite
+		err = s.openSQLite(ctx, strings.TrimPrefix(dsn, "sqlite:"), cfg)
+	case strings.HasPrefix(dsn, "mysql://"):
+		s.dialect = dialectMySQL
+		err = s.openMySQL(ctx, dsn, cfg)
+	default:
+		// Never echo the DSN: it may hold a password.
+		return nil, errors.New("open store: database URL must start with sqlite: or mysql://")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s store: %w", s.dialect, s.translate(err))
+	}
+	if err := migrate(ctx, s.db, s.dialect, migrations, s.now, s.log); err != nil {
+		s.sqlDB.Close()
+		return nil, fmt.Errorf("open %s store: %w", s.dialect, s.translate(err))
+	}
+	return s, nil
+}
+
+func (s *Store) openSQLite(ctx context.Context, path string, cfg *gorm.Config) error {
+	if path == "" {
+		return errors.New("sqlite: path is empty")
+	}
+	if strings.Contains(path, "?") {
+		return errors.New("sqlite: query parameters are not supported in the path")
+	}
+	q := url.Values{}
+	// Another process holding a lock makes us wait, not fail at once; first,
+	// so that it covers the pragmas below.
+	q.Add("_pragma", "busy_timeout(5000)")
+	q.Add("_pragma", "foreign_keys(1)")
+	// A fixed text format with the offset; all times are UTC, so the text
+	// compares in time order in the keyset WHERE clauses. It must come last:
+	// the driver stops reading parameters after it.
+	q.Add("_time_format", "sqlite")
+
+	sqlDB, err := sql.Open(sqlite.DriverName, path+"?"+q.Encode())
+	if err != nil {
+		return err
+	}
+	// One connection: GORM's SQLite dialect drops clause.Locking (SQLite has
+	// no SELECT ... FOR UPDATE), so the single connection is what serializes
+	// the read-check-write transactions. It also keeps a ":memory:" database
+	// alive, which exists only as long as its connection.
+	sqlDB.SetMaxOpenConns(1)
+	sqlDB.SetMaxIdleConns(1)
+	sqlDB.SetConnMaxLifetime(0)
+	sqlDB.SetConnMaxIdleTime(0)
+	if err := s.openGORM(ctx, sqlDB, sqlite.Dialector{Conn: sqlDB}, cfg); err != nil {
+		return err
+	}
+	if err := enableWAL(ctx, sqlDB); err != nil {
+		sqlDB.Close()
+		return err
+	}
+	return nil
+}
+
+// enableWAL switches the database to write-ahead logging, which lets readers
+// in other processes (a backup, the sqlite3 shell) work while we write. The
+// mode is stored in the file, so it is set once here rather than per
+// connection. Processes creating the file at the same moment can make the
+// switch fail with SQLITE_BUSY without waiting for busy_timeout: retry it.
+func enableWAL(ctx context.Context, sqlDB *sql.DB) error {
+	var err error
+	for range 50 {
+		var mode string // "wal"; "memory" for an in-memory database
+		err = sqlDB.QueryRowContext(ctx, "PRAGMA journal_mode=WAL").Scan(&mode)
+		var liteErr *gosqlite.Error
+		if !errors.As(err, &liteErr) || liteErr.Code()&0xff != sqlite3.SQLITE_BUSY {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return err
+}
+
+func (s *Store) openMySQL(ctx context.Context, dsn string, cfg *gorm.Config) error {
+	mcfg, err := mysqlConfig(dsn)
+	if err != nil {
+		return err
+	}
+	connector, err := mysql.NewConnector(mcfg)
+	if err != nil {
+		return err
+	}
+	sqlDB := sql.OpenDB(connector)
+	// MariaDB closes a connection idle for wait_timeout (8 h by default, often
+	// lowered by operators) and proxies or NAT drop idle ones sooner; a
+	// connection that died in the pool fails the next query. Retiring
+	// connections after 3 minutes keeps us well under those limits.
+	sqlDB.SetConnMaxLifetime(3 * time.Minute)
+	sqlDB.SetConnMaxIdleTime(time.Minute)
+	sqlDB.SetMaxOpenConns(20)
+	sqlDB.SetMaxIdleConns(10)
+
+	// Under the default REPEATABLE READ, SELECT ... FOR UPDATE of an id not
+	// yet stored takes a gap lock, and transactions creating ids in the same
+	// gap (new ids at the end of the index, typically) deadlock on their
+	// inserts. Under READ COMMITTED a missing row locks nothing, the unique
+	// key stops a second creator of one id (duplicate key, retried by inTx),
+	// and an existing row is still locked exclusively, which is all the
+	// check-then-write needs.
+	s.writeTx = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
+	// A record is read with two statements (operation, then clusters) that
+	// must see one snapshot, whatever the server's default isolation.
+	s.readTx = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
+	return s.openGORM(ctx, sqlDB, gormmysql.New(gormmysql.Config{Conn: sqlDB}), cfg)
+}
+
+// openGORM checks that sqlDB answers, within ctx, and puts GORM on top of it.
+// The ping comes first because both dialects query the server version
+// without a context while GORM opens.
+func (s *Store) openGORM(ctx context.Context, sqlDB *sql.DB, d gorm.Dialector, cfg *gorm.Config) error {
+	if err := sqlDB.PingContext(ctx); err != nil {
+		sqlDB.Close()
+		return err
+	}
+	db, err := gorm.Open(d, cfg)
+	if err != nil {
+		sqlDB.Close()
+		return err
+	}
+	s.db, s.sqlDB = db, sqlDB
+	return nil
+}
+
+// mysqlConfig turns "mysql://USER:PASS@HOST:PORT/DB?params" into a driver
+// configuration. The query parameters are the driver's own; parseTime, loc and
+// charset are forced because the row types and the schema depend on them.
+func mysqlConfig(dsn string) (*mysql.Config, error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		// url errors quote the whole input, password included.
+		return nil, errors.New("mysql: malformed database URL")
+	}
+	if u.Host == "" {
+		return nil, errors.New("mysql: database URL has no host")
+	}
+	dbName := strings.TrimPrefix(u.Path, "/")
+	if dbName == "" || strings.Contains(dbName, "/") {
+		return nil, errors.New("mysql: database URL must name one database: mysql://USER:PASS@HOST:PORT/DB")
+	}
+
+	q := u.Query()
+	q.Set("parseTime", "true")
+	q.Set("loc", "UTC")
+	q.Set("charset", "utf8mb4")
+	if !q.Has("timeout") {
+		// Without a dial timeout an unreachable host blocks for the OS
+		// default (minutes) when the caller's ctx has no deadline.
+		q.Set("timeout", "10s")
+	}
+	cfg, err := mysql.ParseDSN("/?" + q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("mysql: database URL parameters: %w", err)
+	}
+	cfg.Net = "tcp"
+	cfg.Addr = u.Host
+	cfg.DBName = dbName
+	if u.User != nil {
+		cfg.User = u.User.Username()
+		cfg.Passwd, _ = u.User.Password()
+	}
+	return cfg, nil
+}
+
+// Close closes the database. Calls made after Close return ErrUnavailable.
+func (s *Store) Close() error {
+	s.closed.Store(true)
+	return s.sqlDB.Close()
+}
+
+// Ping checks that the database answers. It returns ErrUnavailable when it
+// does not, or when the store is closed.
+func (s *Store) Ping(ctx context.Context) error {
+	if s.closed.Load() {
+		return fmt.Errorf("ping: %w", ErrUnavailable)
+	}
+	if err := s.sqlDB.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping: %w", s.translate(err))
+	}
+	return nil
+}
+
+// translate turns a driver error into ErrUnavailable when it means the
+// database cannot be reached. Sentinels, context errors and other database
+// errors pass through unchanged.
+func (s *Store) translate(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrConflict), errors.Is(err, ErrUnavailable):
+		return err
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		// Checked before net.Error, which context.DeadlineExceeded satisfies.
+		return err
+	case s.closed.Load(), unreachable(err):
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return err
+}
+
+// unreachable reports whether err says the database server cannot be reached
+// or the connection to it broke.
+func unreachable(err error) bool {
+	var netErr net.Error
+	var myErr *mysql.MySQLError
+	var liteErr *gosqlite.Error
+	switch {
+	case errors.As(err, &netErr),
+		errors.Is(err, driver.ErrBadConn),
+		errors.Is(err, sql.ErrConnDone),
+		errors.Is(err, mysql.ErrInvalidConn),
+		errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNREFUSED),
+		errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.EPIPE):
+		return true
+	case errors.As(err, &myErr):
+		switch myErr.Number {
+		case 1040, // too many connections
+			1053, // server shutdown in progress
+			1927: // MariaDB: connection was killed
+			return true
+		}
+	case errors.As(err, &liteErr):
+		switch liteErr.Code() & 0xff { // primary result code
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_CANTOPEN:
+			return true
+		}
+	}
+	return false
+}
+
+// Write transactions are tried this many times in all when they lose a race.
+const maxTxAttempts = 10
+
+// inTx runs fn in one write transaction, retrying it from the start when it
+// lost a race to another writer (see retryable); fn must therefore reset
+// anything it reports to the caller. Any error rolls the transaction back.
+func (s *Store) inTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	for attempt := 1; ; attempt++ {
+		err := s.db.WithContext(ctx).Transaction(fn, s.writeTx)
+		if err == nil || attempt == maxTxAttempts || !retryable(err) {
+			return err
+		}
+		s.log.DebugContext(ctx, "store: retrying transaction", "attempt", attempt, "error", err)
+		// Growing, jittered waits keep the losers of one race from
+		// colliding again in step.
+		wait := time.Millisecond + rand.N(time.Duration(min(2<<attempt, 200))*time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// inReadTx runs fn in one read transaction, so that its statements see one
+// snapshot.
+func (s *Store) inReadTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	return s.db.WithContext(ctx).Transaction(fn, s.readTx)
+}
+
+// retryable reports whether err means the transaction lost a race and may
+// succeed if run again. On MySQL two first writes of one id both find no row
+// to lock; the second one's insert then fails with a duplicate key (or, should
+// gap locks be in play, a deadlock) and, run again, finds the first one's row.
+func retryable(err error) bool {
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		return true
+	}
+	var myErr *mysql.MySQLError
+	if errors.As(err, &myErr) {
+		switch myErr.Number {
+		case 1213, // deadlock found when trying to get lock
+			1205, // lock wait timeout exceeded
+			1020: // MariaDB 11.6+ innodb_snapshot_isolation: record changed since last read
+			return true
+		}
+	}
+	return false
+}
+
+// utcSecond is the precision every stored time has.
+func utcSecond(t time.Time) time.Time {
+	return t.UTC().Truncate(time.Second)
+}
+
+// utcSecondPtr is utcSecond for optional times.
+func utcSecondPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := utcSecond(*t)
+	return &u
+}

@@ -1,0 +1,308 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// The store suite runs every test on every backend: SQLite in a temp dir, and
+// MySQL/MariaDB when TEST_MYSQL_DSN names a server, e.g.
+// TEST_MYSQL_DSN='mysql://root:@127.0.0.1:3306/test'. Each test gets a
+// database of its own, so tests run in parallel.
+
+// backend makes new, empty databases of one kind.
+type backend struct {
+	name string
+	// newDSN returns the DSN of a new database that is removed when tb ends.
+	newDSN func(tb testing.TB) string
+	// missing, when set, says what the backend needs to run here.
+	missing string
+}
+
+var testBackends = []backend{
+	{name: "sqlite", newDSN: newSQLiteDSN},
+	mysqlBackend(),
+}
+
+func mysqlBackend() backend {
+	dsn := os.Getenv("TEST_MYSQL_DSN")
+	if dsn == "" {
+		return backend{name: "mysql", missing: "TEST_MYSQL_DSN is not set " +
+			"(e.g. TEST_MYSQL_DSN='mysql://root:@127.0.0.1:3306/test')"}
+	}
+	return backend{name: "mysql", newDSN: func(tb testing.TB) string { return newMySQLDSN(tb, dsn) }}
+}
+
+// forEachBackend runs test on every backend, each in a parallel subtest.
+func forEachBackend(t *testing.T, test func(t *testing.T, b backend)) {
+	t.Helper()
+	t.Parallel()
+	for _, b := range testBackends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			if b.missing != "" {
+				if os.Getenv("CI") != "" {
+					t.Fatalf("CI runs the %s backend, but %s", b.name, b.missing)
+				}
+				t.Skipf("skipping the %s backend: %s", b.name, b.missing)
+			}
+			test(t, b)
+		})
+	}
+}
+
+func newSQLiteDSN(tb testing.TB) string {
+	return "sqlite:" + filepath.Join(tb.TempDir(), "store.db")
+}
+
+// mysqlAdmin is one connection pool, shared by all tests, that creates and
+// drops their databases.
+var mysqlAdmin = sync.OnceValues(func() (*sql.DB, error) {
+	cfg, err := mysqlConfig(os.Getenv("TEST_MYSQL_DSN"))
+	if err != nil {
+		return nil, err
+	}
+	connector, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(connector), nil
+})
+
+func newMySQLDSN(tb testing.TB, base string) string {
+	tb.Helper()
+	admin, err := mysqlAdmin()
+	if err != nil {
+		tb.Fatalf("TEST_MYSQL_DSN: %v", err)
+	}
+	name := "opsvc_t_" + randomHex(tb, 8)
+	ctx := context.Background()
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		tb.Fatalf("create test database: %v", err)
+	}
+	tb.Cleanup(func() {
+		if _, err := admin.ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+name); err != nil {
+			tb.Errorf("drop test database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		tb.Fatalf("TEST_MYSQL_DSN: %v", err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+func randomHex(tb testing.TB, n int) string {
+	tb.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		tb.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// mustOpen opens a store on a new database of backend b.
+func mustOpen(tb testing.TB, b backend, opts Options) *Store {
+	tb.Helper()
+	return mustOpenDSN(tb, b.newDSN(tb), opts)
+}
+
+// mustOpenDSN opens a store on dsn and closes it when tb ends.
+func mustOpenDSN(tb testing.TB, dsn string, opts Options) *Store {
+	tb.Helper()
+	s, err := Open(context.Background(), dsn, opts)
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// t0 is the base of the times used in tests; at(n) is n seconds later.
+var t0 = time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC)
+
+func at(seconds int) time.Time { return t0.Add(time.Duration(seconds) * time.Second) }
+
+// assertEqual fails tb when got and want differ, showing both as JSON, which
+// tells nil from empty and shows what pointers point to.
+func assertEqual[T any](tb testing.TB, what string, got, want T) {
+	tb.Helper()
+	if reflect.DeepEqual(got, want) {
+		return
+	}
+	tb.Errorf("%s differs:\n got %s\nwant %s", what, clippedJSON(got), clippedJSON(want))
+}
+
+func clippedJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprintf("%+v", v)
+	}
+	if len(b) > 2000 {
+		return fmt.Sprintf("%s...(%d bytes)", b[:2000], len(b))
+	}
+	return string(b)
+}
+
+func TestOpen(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("unknown scheme is refused without echoing the URL", func(t *testing.T) {
+		_, err := Open(ctx, "postgres://u:secret@host/db", Options{})
+		if err == nil {
+			t.Fatal("Open succeeded")
+		}
+		if got := err.Error(); strings.Contains(got, "secret") {
+			t.Errorf("error %q shows the password", got)
+		}
+	})
+	t.Run("mysql URL without a database is refused", func(t *testing.T) {
+		for _, dsn := range []string{"mysql://root:@127.0.0.1:3306", "mysql://root:@127.0.0.1:3306/", "mysql:///test"} {
+			if _, err := Open(ctx, dsn, Options{}); err == nil || errors.Is(err, ErrUnavailable) {
+				t.Errorf("Open(%q) = %v, want a configuration error", dsn, err)
+			}
+		}
+	})
+	t.Run("unreachable mysql is ErrUnavailable", func(t *testing.T) {
+		// Nothing listens on port 1.
+		_, err := Open(ctx, "mysql://root:secret@127.0.0.1:1/test", Options{})
+		if !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("Open = %v, want ErrUnavailable", err)
+		}
+		if strings.Contains(err.Error(), "secret") {
+			t.Errorf("error %q shows the password", err)
+		}
+	})
+	t.Run("sqlite file that cannot be created is ErrUnavailable", func(t *testing.T) {
+		dsn := "sqlite:" + filepath.Join(t.TempDir(), "missing", "dir", "store.db")
+		if _, err := Open(ctx, dsn, Options{}); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("Open = %v, want ErrUnavailable", err)
+		}
+	})
+	t.Run("sqlite file uses WAL, foreign keys and a busy timeout", func(t *testing.T) {
+		s := mustOpenDSN(t, newSQLiteDSN(t), Options{})
+		for pragma, want := range map[string]string{"journal_mode": "wal", "foreign_keys": "1", "busy_timeout": "5000"} {
+			var got string
+			if err := s.db.Raw("PRAGMA " + pragma).Scan(&got).Error; err != nil || got != want {
+				t.Errorf("PRAGMA %s = %q, %v; want %q", pragma, got, err, want)
+			}
+		}
+	})
+	t.Run("sqlite in memory works", func(t *testing.T) {
+		s := mustOpenDSN(t, "sqlite::memory:", Options{})
+		mustPutOperation(t, s, newOperation("mem"))
+		mustGetOperation(t, s, "mem")
+	})
+}
+
+func TestStore_Ping(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		s := mustOpen(t, b, Options{})
+		if err := s.Ping(ctx); err != nil {
+			t.Fatalf("Ping on an open store = %v", err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		if err := s.Ping(ctx); !errors.Is(err, ErrUnavailable) {
+			t.Errorf("Ping after Close = %v, want ErrUnavailable", err)
+		}
+		if _, err := s.GetOperation(ctx, "x"); !errors.Is(err, ErrUnavailable) {
+			t.Errorf("GetOperation after Close = %v, want ErrUnavailable", err)
+		}
+		if err := s.PutOperation(ctx, newOperation("x")); !errors.Is(err, ErrUnavailable) {
+			t.Errorf("PutOperation after Close = %v, want ErrUnavailable", err)
+		}
+	})
+}
+
+func TestStore_timestamps(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		now := at(1000)
+		s := mustOpen(t, b, Options{Now: func() time.Time { return now }})
+		type stamps struct {
+			CreatedAt, UpdatedAt time.Time
+		}
+		read := func(table, where string, args ...any) stamps {
+			t.Helper()
+			var got stamps
+			if err := s.db.Table(table).Select("created_at", "updated_at").Where(where, args...).Take(&got).Error; err != nil {
+				t.Fatal(err)
+			}
+			return stamps{got.CreatedAt.UTC(), got.UpdatedAt.UTC()}
+		}
+
+		mustPutOperation(t, s, newOperation("stamped"))
+		mustPutICCOperation(t, s, newICCOperation("stamped", "tenant", connA))
+		now = at(2000).Add(time.Second / 2)
+		mustPutOperation(t, s, newOperation("stamped"))
+		mustPutICCOperation(t, s, newICCOperation("stamped", "tenant", connA))
+
+		want := stamps{at(1000), at(2000)}
+		assertEqual(t, "msf_operations stamps", read("msf_operations", "id = ?", "stamped"), want)
+		assertEqual(t, "icc_operations stamps", read("icc_operations", "operation_id = ?", "stamped"), want)
+	})
+}
+
+func TestConflictError(t *testing.T) {
+	t.Parallel()
+	err := fmt.Errorf("put operation %q: %w", "op1", &ConflictError{Field: "status", Reason: "executing would go back from completed"})
+	if !errors.Is(err, ErrConflict) {
+		t.Error("errors.Is(err, ErrConflict) = false")
+	}
+	if got, want := err.Error(), `put operation "op1": conflict: status: executing would go back from completed`; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+}
+
+func TestTranslate(t *testing.T) {
+	t.Parallel()
+	s := &Store{}
+	tests := []struct {
+		name            string
+		err             error
+		wantUnavailable bool
+	}{
+		{"refused connection", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, true},
+		{"bad connection", fmt.Errorf("query: %w", driver.ErrBadConn), true},
+		{"invalid connection", mysql.ErrInvalidConn, true},
+		{"server shutdown", &mysql.MySQLError{Number: 1053}, true},
+		{"syntax error", &mysql.MySQLError{Number: 1064}, false},
+		{"cancelled context", context.Canceled, false},
+		{"conflict", ErrConflict, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := s.translate(tt.err)
+			if errors.Is(got, ErrUnavailable) != tt.wantUnavailable {
+				t.Errorf("translate(%v) = %v, want unavailable %v", tt.err, got, tt.wantUnavailable)
+			}
+			if !errors.Is(got, tt.err) {
+				t.Errorf("translate(%v) = %v, lost the original error", tt.err, got)
+			}
+		})
+	}
+}
