@@ -117,14 +117,13 @@ func classifyEcho(he *echo.HTTPError) reply {
 	return reply{http.StatusInternalServerError, "990001", "internal error"}
 }
 
-// conflictMessage keeps the store's explanation of a refused transition (the
-// text after the last "conflict: "), which names the field and why.
+// conflictMessage names the field and the reason of a refused transition.
 func conflictMessage(err error) string {
-	msg := err.Error()
-	if i := strings.LastIndex(msg, store.ErrConflict.Error()+": "); i >= 0 {
-		return msg[i+len(store.ErrConflict.Error())+2:]
+	var ce *store.ConflictError
+	if errors.As(err, &ce) {
+		return ce.Field + ": " + ce.Reason
 	}
-	return "status: the notification would move the operation backwards"
+	return "status: the notification would move the record backwards"
 }
 
 // family tells which error body a path gets.
@@ -146,14 +145,18 @@ func familyOf(path string) family {
 	return familyOther
 }
 
+// msfError is gen.MSFError with its fields in the contract's order, which is
+// the order people read them in.
+type msfError struct {
+	Code            string `json:"error_code"`
+	Message         string `json:"error_message"`
+	DataConsistency string `json:"data_consistency"`
+}
+
 // errorBody is the body of a refusal in the given family's format.
 func errorBody(f family, r reply) any {
 	if f == familyMSF {
-		return gen.MSFError{
-			ErrorCode:       r.code,
-			ErrorMessage:    r.message,
-			DataConsistency: "rolled back",
-		}
+		return msfError{Code: r.code, Message: r.message, DataConsistency: string(gen.RolledBack)}
 	}
 	if r.status == http.StatusInternalServerError {
 		// As the seed's example: the details are in the log, not the body.

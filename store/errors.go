@@ -4,7 +4,8 @@ import "errors"
 
 // Callers tell failures apart with errors.Is. Store methods wrap these sentinels
 // with the operation and id concerned; any other error they return is a database
-// failure.
+// failure, or a caller's mistake the store refuses (an empty id, an ICC filter
+// without a tenant).
 var (
 	// ErrNotFound means no record has the requested id.
 	ErrNotFound = errors.New("not found")

@@ -1,0 +1,147 @@
+package server
+
+import (
+	"testing"
+	"time"
+
+	"example.com/opsvc/gen"
+)
+
+func TestFieldPath(t *testing.T) {
+	tests := []struct {
+		in   []string
+		want string
+	}{
+		{nil, ""},
+		{[]string{"status"}, "status"},
+		{[]string{"request", "body"}, "request.body"},
+		{[]string{"target_clusters", "0", "cluster_id"}, "target_clusters[0].cluster_id"},
+		{[]string{"rollbacks", "target_clusters", "12", "request", "uri"}, "rollbacks.target_clusters[12].request.uri"},
+	}
+	for _, tt := range tests {
+		if got := fieldPath(tt.in); got != tt.want {
+			t.Errorf("fieldPath(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestParseMSFTime(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string // formatted back, "" when refused
+	}{
+		{"20261123_101500", "20261123_101500"},
+		{"20261123 101500", "20261123_101500"},
+		{"20240229_235959", "20240229_235959"},
+		{"20250229_000000", ""},
+		{"20261301_000000", ""},
+		{"20261100_000000", ""},
+		{"20261123_240000", ""},
+		{"20261123_236000", ""},
+		{"20261123_235960", ""},
+		{"20261123-101500", ""},
+		{"20261123  101500", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := parseMSFTime("occurred_time", tt.in)
+			if tt.want == "" {
+				if err == nil {
+					t.Fatalf("accepted %q", tt.in)
+				}
+				return
+			}
+			if err != nil || formatMSFTime(got) != tt.want {
+				t.Fatalf("got %v %v, want %s", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseICCTime(t *testing.T) {
+	for in, ok := range map[string]bool{
+		"2016-12-27 08:15:41": true,
+		"2024-02-29 00:00:00": true,
+		"2023-02-29 00:00:00": false,
+		"2016-13-27 08:15:41": false,
+		"2016-12-27 24:00:00": false,
+		"2016-12-27T08:15:41": false,
+	} {
+		got, err := parseICCTime("reception_datetime", in)
+		if (err == nil) != ok {
+			t.Errorf("%s: err %v, want ok=%v", in, err, ok)
+		}
+		if ok && formatICCTime(got) != in {
+			t.Errorf("%s: formatted back as %s", in, formatICCTime(got))
+		}
+		if ok && got.Location() != time.UTC {
+			t.Errorf("%s: not UTC", in)
+		}
+	}
+}
+
+func TestCheckOperation(t *testing.T) {
+	resp := &gen.OperationResponse{StatusCode: 200}
+	tests := []struct {
+		name   string
+		pathID string
+		op     gen.Operation
+		field  string // "" when accepted
+	}{
+		{"ids equal", "a", gen.Operation{OperationId: "a", Status: gen.StatusExecuting}, ""},
+		{"ids differ", "a", gen.Operation{OperationId: "A", Status: gen.StatusExecuting}, "operation_id"},
+		{"completed needs response", "a", gen.Operation{OperationId: "a", Status: gen.StatusCompleted}, "response"},
+		{"failed needs response", "a", gen.Operation{OperationId: "a", Status: gen.StatusFailed}, "response"},
+		{"completed with response", "a", gen.Operation{OperationId: "a", Status: gen.StatusCompleted, Response: resp}, ""},
+		{"canceled needs none", "a", gen.Operation{OperationId: "a", Status: gen.StatusCanceled}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wantField(t, checkOperation(tt.pathID, &tt.op), tt.field)
+		})
+	}
+}
+
+func TestCheckICCOperation(t *testing.T) {
+	commit := "2026-11-23 10:00:00"
+	tests := []struct {
+		name   string
+		order  gen.OrderType
+		phase  gen.Phase
+		status gen.OperationStatus
+		commit *string
+		field  string
+	}{
+		{"prepare is Create", gen.Create, gen.PrepareConnection, gen.Processing, nil, ""},
+		{"approve is Create", gen.Create, gen.ApproveConnection, gen.Complete, &commit, ""},
+		{"disapprove is Create", gen.Create, gen.DisapproveConnection, gen.Error, &commit, ""},
+		{"update is Update", gen.Update, gen.UpdateConnection, gen.Processing, nil, ""},
+		{"delete is Delete", gen.Delete, gen.DeleteConnection, gen.Processing, nil, ""},
+		{"prepare is not Update", gen.Update, gen.PrepareConnection, gen.Processing, nil, "phase"},
+		{"update is not Create", gen.Create, gen.UpdateConnection, gen.Processing, nil, "phase"},
+		{"delete is not Update", gen.Update, gen.DeleteConnection, gen.Processing, nil, "phase"},
+		{"complete needs commit", gen.Create, gen.PrepareConnection, gen.Complete, nil, "commit_datetime"},
+		{"error needs commit", gen.Create, gen.PrepareConnection, gen.Error, nil, "commit_datetime"},
+		{"processing has no commit", gen.Create, gen.PrepareConnection, gen.Processing, &commit, "commit_datetime"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			op := gen.ICCOperationWrite{OrderType: tt.order, Phase: tt.phase, OperationStatus: tt.status, CommitDatetime: tt.commit}
+			wantField(t, checkICCOperation(&op), tt.field)
+		})
+	}
+}
+
+func wantField(t *testing.T, err error, field string) {
+	t.Helper()
+	if field == "" {
+		if err != nil {
+			t.Fatalf("refused: %v", err)
+		}
+		return
+	}
+	fe, ok := err.(*FieldError)
+	if !ok || fe.Field != field || fe.Syntax {
+		t.Fatalf("got %v, want a 010002 FieldError on %s", err, field)
+	}
+}
