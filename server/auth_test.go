@@ -81,3 +81,11 @@ func TestAllowedPeer(t *testing.T) {
 		}
 	}
 }
+
+func mustPrefixes(s ...string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range s {
+		out = append(out, netip.MustParsePrefix(p))
+	}
+	return out
+}

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"example.com/opsvc/gen"
 	"example.com/opsvc/store"
 )
 
@@ -170,4 +169,3 @@ func (downAuth) Authenticate(context.Context, string) (Principal, error) {
 	return Principal{}, fmt.Errorf("%w: connection refused", ErrAuthUnavailable)
 }
 
-var _ = gen.Ok

@@ -1,0 +1,97 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+)
+
+// manyIDs lists n ids; half way through it records how many bytes the client
+// had already been sent, and it fails at the end when fail is set.
+type manyIDs struct {
+	fakeStore
+	n       int
+	fail    bool
+	sent    func() int
+	sentMid int
+}
+
+func (m *manyIDs) ListOperationIDs(_ context.Context, fn func(string) error) error {
+	for i := range m.n {
+		if i == m.n/2 {
+			m.sentMid = m.sent()
+		}
+		if err := fn(fmt.Sprintf("op-%08d", i)); err != nil {
+			return err
+		}
+	}
+	if m.fail {
+		return errors.New("connection lost mid-list")
+	}
+	return nil
+}
+
+func TestListOperations_streams(t *testing.T) {
+	rec := httptest.NewRecorder()
+	st := &manyIDs{n: 100000, sent: func() int { return rec.Body.Len() }}
+	s, err := New(Options{Store: st, AllowedCIDRs: mustPrefixes("127.0.0.0/8")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodGet, "/v1/operations", nil)
+	req.RemoteAddr = "127.0.0.1:1"
+	s.ServeHTTP(rec, req)
+	if rec.Code != 200 {
+		t.Fatalf("got %d %s", rec.Code, rec.Body)
+	}
+	// Half the ids were written to the client before the store had produced
+	// the rest: the list is not built in memory first.
+	if st.sentMid < 500000 {
+		t.Fatalf("only %d bytes were sent half way through a 1.5 MB list", st.sentMid)
+	}
+	var got struct{ OperationIDs []string `json:"operation_ids"` }
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || len(got.OperationIDs) != st.n {
+		t.Fatalf("decoded %d ids, err %v", len(got.OperationIDs), err)
+	}
+}
+
+func TestListOperations_failureMidStreamAborts(t *testing.T) {
+	st := &manyIDs{n: 20000, fail: true, sent: func() int { return 0 }}
+	s, err := New(Options{Store: st, AllowedCIDRs: mustPrefixes("127.0.0.0/8")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s)
+	defer ts.Close()
+	resp, err := http.Get(ts.URL + "/v1/operations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	_, err = io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || err == nil {
+		t.Fatalf("status %d, read error %v: a cut list must not look complete", resp.StatusCode, err)
+	}
+}
+
+func TestListOperations_failureBeforeFirstBytesIsAnError(t *testing.T) {
+	st := &manyIDs{n: 10, fail: true, sent: func() int { return 0 }}
+	s, err := New(Options{Store: st, AllowedCIDRs: mustPrefixes("127.0.0.0/8")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodGet, "/v1/operations", nil)
+	req.RemoteAddr = "127.0.0.1:1"
+	s.ServeHTTP(rec, req)
+	if rec.Code != 500 {
+		t.Fatalf("got %d %s, want 500 020002", rec.Code, rec.Body)
+	}
+}
+
+var _ Store = (*manyIDs)(nil)
