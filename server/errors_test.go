@@ -168,4 +168,3 @@ type downAuth struct{}
 func (downAuth) Authenticate(context.Context, string) (Principal, error) {
 	return Principal{}, fmt.Errorf("%w: connection refused", ErrAuthUnavailable)
 }
-

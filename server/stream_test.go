@@ -54,7 +54,9 @@ func TestListOperations_streams(t *testing.T) {
 	if st.sentMid < 500000 {
 		t.Fatalf("only %d bytes were sent half way through a 1.5 MB list", st.sentMid)
 	}
-	var got struct{ OperationIDs []string `json:"operation_ids"` }
+	var got struct {
+		OperationIDs []string `json:"operation_ids"`
+	}
 	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || len(got.OperationIDs) != st.n {
 		t.Fatalf("decoded %d ids, err %v", len(got.OperationIDs), err)
 	}
