@@ -2,7 +2,6 @@ package server
 
 import (
 	"fmt"
-	"strings"
 
 	"example.com/opsvc/gen"
 	"example.com/opsvc/store"
@@ -187,12 +186,12 @@ func clusterSummariesToGen(in []store.Cluster) []gen.ClusterSummary {
 }
 
 // iccOperationFromGen converts a B2 body. Connection ids are stored in lower
-// case, so that a filter matches whatever case a client used. Its only
-// refusals are times that are not real dates (400).
+// case (uuid.UUID's String), so that a filter matches whatever case a client
+// used. Its only refusals are times that are not real dates (400).
 func iccOperationFromGen(id string, in gen.ICCOperationWrite) (store.ICCOperation, error) {
 	out := store.ICCOperation{
 		ID:              id,
-		ConnectionID:    strings.ToLower(in.ConnectionId.String()),
+		ConnectionID:    in.ConnectionId.String(),
 		TenantID:        in.TenantId,
 		OrderType:       string(in.OrderType),
 		Phase:           string(in.Phase),

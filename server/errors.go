@@ -31,17 +31,16 @@ func (e *FieldError) Error() string {
 
 // Errors that the middleware and handlers raise; errorResponse maps them.
 var (
-	errTooLarge        = errors.New("body: larger than 4194304 bytes")
-	errForbidden       = errors.New("forbidden")
-	errUnauthenticated = errors.New("unauthenticated")
-	errNoRoute         = errors.New("no such resource")
-	errNoMethod        = errors.New("method not allowed")
-	errDatabase        = errors.New("database failure")
+	errTooLarge  = errors.New("body: larger than 4194304 bytes")
+	errForbidden = errors.New("forbidden")
+	errNoRoute   = errors.New("no such resource")
+	errNoMethod  = errors.New("method not allowed")
+	errDatabase  = errors.New("database failure")
 )
 
 // ErrUnauthenticated is returned by an Authenticator for a token it does not
 // accept: unknown, garbage, expired or revoked.
-var ErrUnauthenticated = errUnauthenticated
+var ErrUnauthenticated = errors.New("unauthenticated")
 
 // ErrAuthUnavailable is returned by an Authenticator that cannot reach its
 // identity service. Callers get 503, never 401: an outage is not a bad token.
@@ -78,7 +77,7 @@ func classify(err error) reply {
 		return reply{http.StatusBadRequest, "010002", fe.Error()}
 	case errors.Is(err, errTooLarge):
 		return reply{http.StatusRequestEntityTooLarge, "010003", errTooLarge.Error()}
-	case errors.Is(err, errUnauthenticated):
+	case errors.Is(err, ErrUnauthenticated):
 		return reply{http.StatusUnauthorized, "990003", "Unauthorized"}
 	case errors.Is(err, errForbidden):
 		return reply{http.StatusForbidden, "990003", "Forbidden"}
@@ -137,9 +136,9 @@ const (
 
 func familyOf(path string) family {
 	switch {
-	case path == "/v1/operations" || strings.HasPrefix(path, "/v1/"):
+	case strings.HasPrefix(path, "/v1/"):
 		return familyMSF
-	case path == "/v1.0/icc/operations" || strings.HasPrefix(path, "/v1.0/icc/"):
+	case strings.HasPrefix(path, "/v1.0/icc/"):
 		return familyICC
 	}
 	return familyOther

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"net/http"
-	"strings"
 
 	"example.com/opsvc/gen"
 	"example.com/opsvc/store"
@@ -19,7 +18,7 @@ func (s *Server) ListICCOperations(ctx context.Context, req gen.ListICCOperation
 	f := store.ICCFilter{TenantID: p.TenantID, AllTenants: p.IsAdmin()}
 	q := req.Params
 	if q.ConnectionId != nil {
-		f.ConnectionID = strings.ToLower(q.ConnectionId.String())
+		f.ConnectionID = q.ConnectionId.String() // lower case, as stored
 	}
 	if q.OrderType != nil {
 		f.OrderType = string(*q.OrderType)
