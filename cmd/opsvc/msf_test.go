@@ -172,6 +172,11 @@ func TestMSF_PutOperation_pathAndBody(t *testing.T) {
 		r := s.do(t, http.MethodPut, "/v1/operations/op1", string(b), "Content-Type", "text/plain")
 		wantMSFError(t, r, 400, "010001", "Content-Type")
 	})
+	t.Run("Content-Type with a charset", func(t *testing.T) {
+		b, _ := json.Marshal(minimal("cs1", "executing", "20261123_100000"))
+		r := s.do(t, http.MethodPut, "/v1/operations/cs1", string(b), "Content-Type", "application/json; charset=utf-8")
+		wantStatus(t, r, 200)
+	})
 	t.Run("format not in enum", func(t *testing.T) {
 		wantMSFError(t, s.do(t, http.MethodGet, "/v1/operations?format=full", nil), 400, "010002", "format")
 	})
