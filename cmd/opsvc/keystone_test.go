@@ -1,174 +1,44 @@
 package main
 
 import (
-	"bufio"
-	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"net/url"
-	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"example.com/opsvc/internal/kstest"
 )
 
-// keystoneEnv reads the variables scripts/keystone.sh wrote, from the file
-// KEYSTONE_ENV_FILE names. Without it the Keystone tests can't run: under CI
-// that fails, elsewhere it skips with a message.
-func keystoneEnv(tb testing.TB) map[string]string {
-	tb.Helper()
-	path := os.Getenv("KEYSTONE_ENV_FILE")
-	if path == "" {
-		if os.Getenv("CI") != "" {
-			tb.Fatal("KEYSTONE_ENV_FILE is not set; CI must test against a real Keystone")
-		}
-		tb.Skip("KEYSTONE_ENV_FILE is not set: run scripts/keystone.sh start and set it to .keystone/keystone.env")
+// keystoneVars returns the variables that run the service in Keystone mode against the
+// real Keystone of ks, with no tokens file, and with more set by more.
+func keystoneVars(ks, more map[string]string) map[string]string {
+	vars := map[string]string{
+		"AUTH_TOKENS_FILE":  "",
+		"KEYSTONE_URL":      ks["KEYSTONE_URL"],
+		"KEYSTONE_USERNAME": ks["KEYSTONE_USERNAME"],
+		"KEYSTONE_PASSWORD": ks["KEYSTONE_PASSWORD"],
+		"KEYSTONE_PROJECT":  ks["KEYSTONE_PROJECT"],
+		"KEYSTONE_DOMAIN":   ks["KEYSTONE_DOMAIN"],
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		tb.Fatalf("KEYSTONE_ENV_FILE: %v", err)
+	for k, v := range more {
+		vars[k] = v
 	}
-	defer f.Close()
-	env := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
-			env[k] = v
-		}
-	}
-	return env
-}
-
-// ksToken logs a user in to a project and returns the token.
-func ksToken(tb testing.TB, ksURL, user, password, project string) string {
-	tb.Helper()
-	body := fmt.Sprintf(`{"auth":{"identity":{"methods":["password"],"password":{"user":{"name":%q,"domain":{"id":"default"},"password":%q}}},"scope":{"project":{"name":%q,"domain":{"id":"default"}}}}}`,
-		user, password, project)
-	resp, err := http.Post(strings.TrimSuffix(ksURL, "/")+"/auth/tokens", "application/json", strings.NewReader(body))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	if resp.StatusCode != http.StatusCreated {
-		tb.Fatalf("Keystone login of %s: %s", user, resp.Status)
-	}
-	return resp.Header.Get("X-Subject-Token")
-}
-
-// ksRevoke revokes a token through Keystone's API.
-func ksRevoke(tb testing.TB, ksURL, adminToken, token string) {
-	tb.Helper()
-	req, _ := http.NewRequest(http.MethodDelete, strings.TrimSuffix(ksURL, "/")+"/auth/tokens", nil)
-	req.Header.Set("X-Auth-Token", adminToken)
-	req.Header.Set("X-Subject-Token", token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		tb.Fatalf("revoke: %s", resp.Status)
-	}
-}
-
-// proxy forwards TCP connections to Keystone until it is stopped, so a test
-// can take Keystone away from the service, and bring it back on the same
-// address, without stopping the Keystone other tests use.
-type proxy struct {
-	addr, target string
-	mu           sync.Mutex
-	ln           net.Listener
-	conns        map[net.Conn]bool
-}
-
-func mustProxy(tb testing.TB, target string) *proxy {
-	tb.Helper()
-	p := &proxy{target: target, conns: map[net.Conn]bool{}}
-	p.start(tb, "127.0.0.1:0")
-	tb.Cleanup(p.stop)
-	return p
-}
-
-func (p *proxy) start(tb testing.TB, addr string) {
-	tb.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	p.mu.Lock()
-	p.ln, p.addr = ln, ln.Addr().String()
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go p.pipe(c)
-		}
-	}()
-}
-
-func (p *proxy) pipe(c net.Conn) {
-	up, err := net.Dial("tcp", p.target)
-	if err != nil {
-		c.Close()
-		return
-	}
-	p.mu.Lock()
-	p.conns[c], p.conns[up] = true, true
-	p.mu.Unlock()
-	go func() { _, _ = io.Copy(up, c); up.Close() }()
-	_, _ = io.Copy(c, up)
-	c.Close()
-}
-
-// stop refuses new connections and cuts the open ones.
-func (p *proxy) stop() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for c := range p.conns {
-		c.Close()
-	}
-	p.conns = map[net.Conn]bool{}
+	return vars
 }
 
 // TestKeystone runs the ICC family, and the MSF admin path, against a real
 // Keystone started by scripts/keystone.sh.
 func TestKeystone(t *testing.T) {
 	t.Parallel()
-	ks := keystoneEnv(t)
-	ksURL := ks["KEYSTONE_URL"]
-	u, err := url.Parse(ksURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	px := mustProxy(t, u.Host)
-	viaProxy := *u
-	viaProxy.Host = px.addr
-	s := mustRunMain(t, map[string]string{
-		"AUTH_TOKENS_FILE":      "",
-		"KEYSTONE_URL":          viaProxy.String(),
-		"KEYSTONE_USERNAME":     ks["KEYSTONE_USERNAME"],
-		"KEYSTONE_PASSWORD":     ks["KEYSTONE_PASSWORD"],
-		"KEYSTONE_PROJECT":      ks["KEYSTONE_PROJECT"],
-		"KEYSTONE_DOMAIN":       ks["KEYSTONE_DOMAIN"],
+	ks := kstest.Env(t) // after t.Parallel: see kstest's package comment
+	s := mustRunMain(t, keystoneVars(ks, map[string]string{
 		"KEYSTONE_CACHE_TTL":    "2s",
 		"KEYSTONE_NEGATIVE_TTL": "1s",
 		"KEYSTONE_TIMEOUT":      "2s",
 		"MSF_ALLOWED_CIDRS":     "10.0.0.0/8",
-	})
-	admin := ksToken(t, ksURL, ks["KS_ADMIN_USER"], ks["KS_ADMIN_PASSWORD"], ks["KS_ADMIN_PROJECT"])
-	tokA := ksToken(t, ksURL, ks["KS_TENANT_A_USER"], ks["KS_TENANT_A_PASSWORD"], ks["KS_TENANT_A_PROJECT"])
-	tokB := ksToken(t, ksURL, ks["KS_TENANT_B_USER"], ks["KS_TENANT_B_PASSWORD"], ks["KS_TENANT_B_PROJECT"])
+	}))
+	admin := kstest.UserToken(t, ks, "ADMIN")
+	tokA := kstest.UserToken(t, ks, "TENANT_A")
+	tokB := kstest.UserToken(t, ks, "TENANT_B")
 	projA, projB := ks["KS_TENANT_A_PROJECT_ID"], ks["KS_TENANT_B_PROJECT_ID"]
 	if len(tokA) <= 32 {
 		t.Fatalf("expected a Fernet token longer than 32 characters, got %d", len(tokA))
@@ -204,9 +74,9 @@ func TestKeystone(t *testing.T) {
 		}
 	})
 	t.Run("a revoked token is refused within the cache TTL", func(t *testing.T) {
-		tok := ksToken(t, ksURL, ks["KS_TENANT_A_USER"], ks["KS_TENANT_A_PASSWORD"], ks["KS_TENANT_A_PROJECT"])
+		tok := kstest.UserToken(t, ks, "TENANT_A")
 		wantStatus(t, s.do(t, "GET", "/v1.0/icc/operations", nil, "X-Auth-Token", tok), 200)
-		ksRevoke(t, ksURL, admin, tok)
+		kstest.Revoke(t, ks, admin, tok)
 		revoked := time.Now()
 		for {
 			r := s.do(t, "GET", "/v1.0/icc/operations", nil, "X-Auth-Token", tok)
@@ -221,29 +91,55 @@ func TestKeystone(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	})
-	t.Run("Keystone unreachable: 503, never 401, and recovery", func(t *testing.T) {
-		addr := px.addr
-		px.stop()
-		time.Sleep(2100 * time.Millisecond) // let cached validations of tokA expire
-		r := s.do(t, "GET", "/v1.0/icc/operations", nil, "X-Auth-Token", tokA)
-		wantICCError(t, r, 503, "identity service")
-		r = s.do(t, "GET", "/v1.0/icc/operations", nil, "X-Auth-Token", "never-seen-before")
-		wantICCError(t, r, 503, "identity service")
-		if strings.Contains(string(r.body), "never-seen-before") || strings.Contains(s.logs.String(), tokA) {
-			t.Fatal("a token leaked into a body or the logs")
+}
+
+// TestKeystone_outage stops the real Keystone under the service: ICC requests get 503,
+// never 401, whether their token was seen before or not, and get through again once
+// Keystone is back. It holds Keystone exclusive, so it must not call t.Parallel: it runs
+// before TestKeystone, which waits for the sequential tests.
+func TestKeystone_outage(t *testing.T) {
+	const cacheTTL = time.Second
+	ks := kstest.EnvExclusive(t)
+	s := mustRunMain(t, keystoneVars(ks, map[string]string{
+		"KEYSTONE_CACHE_TTL":    cacheTTL.String(),
+		"KEYSTONE_NEGATIVE_TTL": "1s",
+		"KEYSTONE_TIMEOUT":      "2s",
+	}))
+	tok := kstest.UserToken(t, ks, "TENANT_A")
+	const unseen = "never-seen-before"
+	list := func(token string) result {
+		t.Helper()
+		r := s.do(t, "GET", "/v1.0/icc/operations", nil, "X-Auth-Token", token)
+		if strings.Contains(string(r.body), tok) || strings.Contains(string(r.body), unseen) {
+			t.Fatalf("a token leaked into a body: %s", r)
 		}
-		px.start(t, addr)
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			r := s.do(t, "GET", "/v1.0/icc/operations", nil, "X-Auth-Token", tokA)
-			if r.status == 200 {
-				break
-			}
-			wantStatus(t, r, 503)
-			if time.Now().After(deadline) {
-				t.Fatal("no recovery 10 s after Keystone came back")
-			}
-			time.Sleep(200 * time.Millisecond)
+		return r
+	}
+
+	wantStatus(t, list(tok), 200)
+	validated := time.Now()
+	kstest.Stop(t, ks)
+	time.Sleep(time.Until(validated.Add(cacheTTL + 100*time.Millisecond))) // tok's cache entry ends
+	wantICCError(t, list(tok), 503, "identity service")
+	wantICCError(t, list(unseen), 503, "identity service")
+
+	kstest.Start(t, ks)
+	back := time.Now()
+	for {
+		r := list(tok)
+		if r.status == 200 {
+			t.Logf("the token got through %s after Keystone answered again", time.Since(back).Round(10*time.Millisecond))
+			break
 		}
-	})
+		wantICCError(t, r, 503, "identity service")
+		if time.Since(back) > 30*time.Second {
+			t.Fatal("no recovery 30 s after Keystone came back")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, secret := range []string{tok, unseen, ks["KEYSTONE_PASSWORD"]} {
+		if strings.Contains(s.logs.String(), secret) {
+			t.Fatal("a token or the service's password leaked into the logs")
+		}
+	}
 }
