@@ -61,6 +61,10 @@ type Rollbacks struct {
 	TargetClusters []Cluster
 }
 
+// clusterInsertBatch is how many clusters one INSERT writes: a row binds
+// about ten values.
+const clusterInsertBatch = 1000
+
 // statusRank orders MSF statuses: a notification never moves to a lower rank.
 var statusRank = map[string]int{
 	"unexecuted": 0,
@@ -139,7 +143,9 @@ func (s *Store) PutOperation(ctx context.Context, op Operation) error {
 		if len(clusters) == 0 {
 			return nil
 		}
-		return tx.Create(&clusters).Error
+		// A 4 MiB notification may list tens of thousands of clusters: more
+		// placeholders than one statement may bind (MySQL 65,535, SQLite 32,766).
+		return tx.CreateInBatches(&clusters, clusterInsertBatch).Error
 	})
 	if err != nil {
 		return fmt.Errorf("put operation %q: %w", op.ID, s.translate(err))

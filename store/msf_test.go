@@ -664,3 +664,17 @@ func BenchmarkStore_PutOperation(b *testing.B) {
 		i++
 	}
 }
+
+// A 4 MiB notification can hold tens of thousands of small clusters: more
+// than one INSERT may bind (MySQL allows 65,535 placeholders, SQLite 32,766).
+func TestStore_PutOperationManyClusters(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s := mustOpen(t, b, Options{})
+		op := withClusters(newOperation("many"), "c", 12000)
+		mustPutOperation(t, s, op)
+		got := mustGetOperation(t, s, "many")
+		if len(got.TargetClusters) != len(op.TargetClusters) || !reflect.DeepEqual(got.TargetClusters[11999], op.TargetClusters[11999]) {
+			t.Fatalf("got %d clusters", len(got.TargetClusters))
+		}
+	})
+}
