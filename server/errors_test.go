@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"example.com/opsvc/internal/spectest"
 	"example.com/opsvc/store"
 )
 
@@ -68,6 +69,15 @@ func TestErrorBody(t *testing.T) {
 			}
 		})
 	}
+}
+
+// serve answers req and checks the answer against openapi.yaml.
+func serve(tb testing.TB, s *Server, req *http.Request) *httptest.ResponseRecorder {
+	tb.Helper()
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, req)
+	spectest.Check(tb, req, w.Result(), w.Body.Bytes())
+	return w
 }
 
 // fakeStore fails every call with err.
@@ -134,8 +144,7 @@ func TestServer_databaseDown(t *testing.T) {
 			if tt.body != "" {
 				req.Header.Set("Content-Type", "application/json")
 			}
-			w := httptest.NewRecorder()
-			s.ServeHTTP(w, req)
+			w := serve(t, s, req)
 			if w.Code != tt.status || !strings.Contains(w.Body.String(), tt.want) {
 				t.Fatalf("got %d %s, want %d with %s", w.Code, w.Body, tt.status, tt.want)
 			}
@@ -155,8 +164,7 @@ func TestServer_identityServiceDown(t *testing.T) {
 		req := httptest.NewRequest(http.MethodGet, path, nil)
 		req.RemoteAddr = "192.0.2.1:1234"
 		req.Header.Set("X-Auth-Token", "anything")
-		w := httptest.NewRecorder()
-		s.ServeHTTP(w, req)
+		w := serve(t, s, req)
 		if w.Code != 503 {
 			t.Fatalf("%s: got %d %s, want 503 (never 401 or 403 for an outage)", path, w.Code, w.Body)
 		}
