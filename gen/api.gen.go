@@ -267,11 +267,10 @@ type BodyText = string
 // ClusterID Example: 1
 type ClusterID = string
 
-// ClusterResponse defines model for ClusterResponse.
+// ClusterResponse A cluster's response; `null` (allowed by the seed) is taken as absent.
 type ClusterResponse struct {
-	// Body Body text, usually JSON with its double quotes escaped (the seed's "replaced by ¥"),
-	// stored and returned byte for byte.
-	Body *BodyText `json:"body,omitempty"`
+	// Body Body text as BodyText, on the fields the seed lets be absent or `null` (taken as absent).
+	Body *OptionalBodyText `json:"body,omitempty"`
 
 	// StatusCode Process result, with the same policy as REST response codes (200 = OK).
 	StatusCode StatusCode `json:"status_code"`
@@ -453,8 +452,11 @@ type Operation struct {
 	Request OperationRequest `json:"request"`
 
 	// Response Response information; required when status is `completed` or `failed`.
-	Response  *OperationResponse `json:"response,omitempty"`
-	Rollbacks *Rollbacks         `json:"rollbacks,omitempty"`
+	Response *OperationResponse `json:"response,omitempty"`
+
+	// Rollbacks Filled by the multi-cluster controller when it rolled clusters back. `null` (allowed
+	// by the seed) is taken as absent.
+	Rollbacks *Rollbacks `json:"rollbacks,omitempty"`
 
 	// Status State. `unexecuted` (waiting) < `executing` (running) < `completed` | `failed` |
 	// `canceled` (terminal).
@@ -463,7 +465,8 @@ type Operation struct {
 	// SubStatus Substate; as required, each function stores the detailed state of "running".
 	SubStatus *string `json:"sub_status,omitempty"`
 
-	// TargetClusters Filled by the multi-cluster controller; may be empty.
+	// TargetClusters Filled by the multi-cluster controller; may be empty. `null` (allowed by the seed)
+	// is taken as absent.
 	TargetClusters *[]TargetCluster `json:"target_clusters,omitempty"`
 }
 
@@ -539,6 +542,9 @@ type OperationSummary struct {
 	TargetClusters *[]ClusterSummary `json:"target_clusters,omitempty"`
 }
 
+// OptionalBodyText Body text as BodyText, on the fields the seed lets be absent or `null` (taken as absent).
+type OptionalBodyText = string
+
 // OrderType defines model for OrderType.
 type OrderType string
 
@@ -566,16 +572,17 @@ type ResponseSummary struct {
 // RollbackCluster defines model for RollbackCluster.
 type RollbackCluster struct {
 	// ClusterId Example: 1
-	ClusterId ClusterID        `json:"cluster_id"`
-	Request   RollbackRequest  `json:"request"`
-	Response  *ClusterResponse `json:"response,omitempty"`
+	ClusterId ClusterID       `json:"cluster_id"`
+	Request   RollbackRequest `json:"request"`
+
+	// Response A cluster's response; `null` (allowed by the seed) is taken as absent.
+	Response *ClusterResponse `json:"response,omitempty"`
 }
 
 // RollbackRequest defines model for RollbackRequest.
 type RollbackRequest struct {
-	// Body Body text, usually JSON with its double quotes escaped (the seed's "replaced by ¥"),
-	// stored and returned byte for byte.
-	Body *BodyText `json:"body,omitempty"`
+	// Body Body text as BodyText, on the fields the seed lets be absent or `null` (taken as absent).
+	Body *OptionalBodyText `json:"body,omitempty"`
 
 	// Method Request method (only operations that can be asynchronous).
 	Method Method `json:"method"`
@@ -584,7 +591,8 @@ type RollbackRequest struct {
 	Uri URI `json:"uri"`
 }
 
-// Rollbacks defines model for Rollbacks.
+// Rollbacks Filled by the multi-cluster controller when it rolled clusters back. `null` (allowed
+// by the seed) is taken as absent.
 type Rollbacks struct {
 	// OccurredTime `YYYYMMDD_hhmmss`. On input the seed's space form `YYYYMMDD hhmmss` is accepted too;
 	// answers always use the underscore form. Must be a real date and time.
@@ -627,7 +635,9 @@ type TargetCluster struct {
 	ClusterId ClusterID `json:"cluster_id"`
 
 	// Request Request information.
-	Request  OperationRequest `json:"request"`
+	Request OperationRequest `json:"request"`
+
+	// Response A cluster's response; `null` (allowed by the seed) is taken as absent.
 	Response *ClusterResponse `json:"response,omitempty"`
 }
 
@@ -1826,109 +1836,111 @@ func (sh *strictHandler) PutOperation(ctx echo.Context, operationId OperationID)
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7F39cts4kn+VLt5WjZyiZEq2E1uu/cNxkh3fxuNU7NTcbOQzYRKyMKEADQHa0WS0b7Mvsk921QBIgh+y",
-	"acUzk7u6/WMrFvHZ6M9fNzBfvEjMF4JTrqQ3/uLRz2S+SKj+99mCpkQxwY8F/qZojL/KbD4n6dIbewSi",
-	"/ANIxm8S2o+STCqagsi7er53S5KMYs+ESHWVLWKi6JVic+qNvVEwej4cjnauhsFwbzjyfE9EUZamNG5t",
-	"EQTYIh/7isXe2BOLft6mHwTB0PO9lP6SUalwzmsR41K/TDyZsIhesXjije0f/eHE8ydeSuck/aR//ve/",
-	"QFGpJt7K8705VTOBM7w7O7/wfC9LmTf2tm+H27q33E5GtwvurXA+uRBc0i4T4shSEZXJq0jE1BuPguEq",
-	"/8kbewVJvdXKL4/gNEsUOzbUrZ/ClLCExjDHJs0T8CEVCX6/JtGnjscBw2AU7AzvOQ7dosNxjNYdR7TI",
-	"SRMtcrp0o/i2peV2tJDrqU/TVKSaxHqSgwPkjRby7wUBjiGSBOmj+f4eFhwFO4HekcwSVTkt31MkvaHq",
-	"yh6A9MYfv3j2D0OaGmsWu331+u3ri9ed9ruNxKpvusZOu6vVpctRhj1w39n1Vclnlk9GkNJpJjfawR91",
-	"mq0ys/Jrixt9I4tDjlpdrlB8FyQlc2po6ejTk1f4Z0xllLKF1pLj8iOcvIJeRCTtS8olU+yWbg0832PY",
-	"akHUzPM9TjRjVkTPbJ6lqKVVmlHfk9GMzglO9ZeUTr2x9x/bpbLfNl/ltrsqveh8k3rNJ8fHL0n8viRr",
-	"JLiiXP+TLBYJi3Tf7Z8l7qKwH7olyaReZRrT9EotF3QMWvkAk8CFAsEpiCmoGQWSJOKOxua7JnW3xZ8c",
-	"H79GQTcrr1L0CAryg0gBzwumjCYxzs/4LUlYfAihXmYISFIJTAHhMUiylHA3Ww5wJSfHx8eCTxMWbUqA",
-	"4pgMn4wLu1lqaYgIR5pc00jMKSxSEVGJRvVpaHExc+e6E1kSw1zcUm0U7kgaS+gRUDSdM04SMOsETm9p",
-	"CtGM8Bsqt3JivBHpNYtjyjejRtn9yXamxCfKIUH9rbkpJPGc8RANH81XfcIVTTlJNlt03hvOaYo0sct5",
-	"ig0UQ0sztDZc+aovhHiLSnmzVSPLjyHBAVJQM8Jhd3iwuxPswvVSPZWY4QFYtWtkjMnqlHDKXub7+cBJ",
-	"pmYiZb8aZ/Lxe6qM8GQbCP+rf5SpWf8COSnELcyZFj8fMv6JizvuA/28QO2KuiSlt+ITjZ1d3RKWkOtk",
-	"w4NCrmIRBXegJ9tbTBS5JpLiwlE6WEy5YmqpGQ5n7f2dLqUSnG7hxjOeUhLNcA16f6fnbza1ADjzVSS4",
-	"ZFJRHqG5rPqipZPmjb1gaP1F8+ucSkmQ871caz618Tg9f7OWcKFezTCEHk72n+dnP/hwlwp+A2jItpCW",
-	"pskohJ7lFfzR2hWzFh9YjIw0Jyqa+XBNYkCXciun62Zm5ZFU3QmC4EULVevu/xgoSROWiy0SViqBDF8P",
-	"0p6IwHph4VjPxIViU7tn1zypit0qjFVOwA1N0eMoqEOHnRYKRiRJaDrW7Gh58IloY6a0tDHTIN+LTEkW",
-	"UwhPz99cHb19e/bj61dXxyev3p+H2m2ZEZQN0NbPGMWcUJtZv0dy2miN/BYKCCORLKVPxUAjI3714bVs",
-	"mngPybJUM5RNmshCn/0g1BuR8fh3l7thCzVcpx15B2QWzRzA5AmlaxiOc/NVTpATYTPXYgOV3iY6T+aZ",
-	"PKzDczHq5qOcnr/Z2JpvIC7D+8TFscRPKTJDS5BinobRLybTIeBLES8v6GfVjFnxCyj6WfmQyYwkyVJb",
-	"SrhjagZMSYhFdp1Q+CUTikqgMiILGkNP2xZK4+8kTLyULhISIZGW8O9/Tbwtf8Kt4UGdllKVpVx/VhSm",
-	"GMgtFR1MOAbx5PNbym/UzBtb9vE9NM/aZ0ht8GRBMxNzF6eloQyn//Nd35sznv85XD/QewcDWKQoVoqZ",
-	"WNkgAvcfT0HMVQ01uL/buW56jC1NiJ5H+h8ro1wWyxbXP9NIOcs+zwHD+qpdDOX+RZSUXFWQlvv6WL8x",
-	"n72Godzf07Qrutb27ay7XE0rAQTnNFqHu5wo6xBPGZUQFW0hpVJkaYRiyH7JaLIcoKwW/EP2g2j4YrTf",
-	"j6Ig6g+H9Hl/P9gP+nujvd0gCJ6jAvZ8byrSOVHe2MsyvdAFUWiJvbH33x+D/sFR/w3pTy+/7K/67p+7",
-	"j/lzOFr9xWvh1+8pSZCX6weeQ4BfPMqzOZJSoHLKHLV32RiulelayX1yfPyKKGqw0zq1w59++umn/ulp",
-	"/9Ur+P778enp+Pw89OHDxfEhEEgpSVAtUS35OEKV5qNg+Lw/HPVHLyDYHw/3xrvDJkkL+lx+GZX/gPwf",
-	"48Y/WolXBFVNeTExW31nP86IgjsiTZTgAydzdDtQ1RnQSaQlHlXd1gYA2UPnYxa55ngKxK8FheTUlYGj",
-	"dyeO+917OQSm6FzDkTWiiPmcqat4o4MPeZYkIWRcsaTm8TMUSRxaYbS9nhd2DsZ7e57v4UjGcBsI9Hfh",
-	"jZJAXZSmq31W9XTJI6BZv4Ejdu5urIceomC1BztjywtsuPK9xYw8rLDf6UaaESOqz73CDw9AGIXOKG3L",
-	"VReDag0M2tWmFFQOqrL7fE8tVG3dgN9g8doyayf7kOi9ZcZ2VsWoGEL/hbImO5DuzI0d7KwkTUmTIM74",
-	"Dy3wPY1EqjmUJMnZVOeCHrGO+s4U5YSrDjx/oRvqXER17eUIzaVftuFe1ol0EqFEAuHyjqbG23w5GtR3",
-	"/WPKVIv2OnKVYqmdlIBUkwl6L0dPqxUH8N7uHe5mlENYZ1MNUoZ5IiEEkU54qEOJ8BDItaRc6UDY6Na7",
-	"GUsohGVaITQe9P8lffr/SrFdKfpPIHx1TVqO+JVatbKrNp1UxLMN4UEZPz1/YxImYBztAYSVcDrP62mv",
-	"YjqlPEanzDhk2sfUwACRgjeltxnON8TXCe9DHZvSW5ou84x6DjlohFCDUOgfmnSa8Was/11FCQwmi5RF",
-	"H7BYgNI+ugZzWvzzKrhQX+ioH7MbpiBKiJR647v2l5gqwpIxFHh3Dnej8igBb79Eu0uwe8JraHcOuIAS",
-	"wuAr+JvBHKAN1sg/OyjehFsYD78ZEKuJYeXfXoROAtPFkH3IMVT8ecKt++yvAwZryrBIRTT03fN2FVbD",
-	"cFyg4ZHZi4c8e+eY69P6TZZdI1EX663R6emrV1ez2XwuZTiAMw6MLzIFDmQjFyTSSMwcih5ge+D+SIRy",
-	"TmPkgsMJNxZXAknuyFJCJg2qn/GYpjISqRlqAKeZVHBN28PAhrGqF4U1Dmp/9fEKLu89tFNbA1Kng9We",
-	"YGpEoCd4six5D5UJURARrlcrlzyapYKLTG65Mm3rSt59wP8vKnzeHV0cf98qvvcEZdXkvak9qmZMekfD",
-	"rUKf1f0e6B3ttDgnzfKvrq5ezkBNt+stkQrMmPrcDo3zYlalSwqYLKoMfJPdMB6Mdqd0wL9qFJ19/brO",
-	"zIA8os4kmwdiHbEvx5c27R+Bfjl9bYd6ldq99r9o6BSCdUEYdXunTKzOiufZNX6ih+hL52rJB9TnMM24",
-	"cZA1Axqba8wLjfXxa5U38dKMc8ZvJt6gCsGO9vZa5KJRk1Zf0htmjOdST1gtgowEV9q4pocwJ0sUWDpf",
-	"KA3ldYquLvTsed1l5/DKOkYVNvabEleczf0AZsELrzQ1nyx0LF3hEp39mvDx3vq2IUZLw9E++j8pifAs",
-	"kR3Co/4/gPR/haB/AAO4gn9CP/ShWv9Wg8uaBb8OFw1H+3Uk37UNR/1/kP6vQf9gcPXP/uWXoT8c7bdb",
-	"B2c3D1D8isUbEN2oks789ADJnfqMdmPGuPGQWZur+9jMxbywnPfqY9NqZasr72/84f1JY//YrZjM99bG",
-	"CE1l2UIG88Wlw2GhwYyZKk1UEVfHoQ6iTQlt+PWEe/qUTxeynDcQf6e+0C+KmHOH8n7/xEkk1UASFxq5",
-	"Y2omMqWzgCGuMAQzloQeBm0ouMHI2od+wqTq6KJ0cgBaXIiu/X53r+AJM2KbeARO569zDDax3J00ZC1h",
-	"+WcZ3QLqccTmOKVEy8kHPSB69lRLTpvEvMvxoVLo6IKk9KoEUzzfI4tFKm5rP8ZMtv5u91Ftq1fg/ta2",
-	"GBcRQoc6jhm2Jck7R+IMxvdAeacNW2tZoogkiW+cwkikscE3qkT1vc/9G9Evlhb/LAUfvCd3p0X8WjTo",
-	"s/lCpFqWbK27bW9CvZk39iiPRMz4janEWJV7XJvp/jOsVhtr1eV4TYb29y4MyFWCc6voD60MsNNvEBzV",
-	"KzE2Lg2or+GrSzq+GRZz7ULNbd3QMuZ3nkp95l5+Ki4ZccHb1eGm5qDOpg/ZA7vOuiW4l0prJfF/G7Ee",
-	"aTsfQavzdYgABvYDCDNOP9Mo0y5z744wxfjNFkyyINiJIDTfGL8JoWfj//Kj42z/Vvja8NuEhxHhEdV/",
-	"9XLUaMtigZas5bQ6RrSzOE5thd75eK00d1RpY5fvjL9swTffVLhpWIvMKSxEwqIlWr/3r88vIFdjgKpX",
-	"Qm8UBPBXOPv7lgU82BzXvndwoANV89cwCIolMa7ojeH0Kv7wB2vor8GvnkxFFympCqi+c7C/N5o+n+6O",
-	"yIvdeHS9P5q+CA4Opi/242DnYIc8urgPteza2PnD+5M6VhXs7rch9ZJGWcrU8hzJYM7oKFMzfa2kNWI6",
-	"W1AMz6JPkF/CsLeZeoQvIdHTjeENTTlV5osEklJIBL9xS/VFEsPOqF+AKxP+4cPJK9tjy8coltiRrQOH",
-	"7gGL8jGnLMHYGBIRkQTSjMsBnCi4YbcWyTMZvwnvLVKBZ7MFzBZoioTKw8a9K5CUSpsPM3116zlZ5jnz",
-	"k+NjB1U3Yq0vOc4oiWlaXnN07+aUXiVZsL/TpSlzxaC+7fhwHmmTfCi4GnJyIXvgVN2J9JML7+sLgDS1",
-	"G2cpzJhUIl0OJnzCL+4EoHymU50EIXOWMCohYbeafGrGZH6vZoztn8GzZxjvlpHxnHByQ+eUq2fPoBdu",
-	"3w63HSoMBuHWGAjXmc18cSWMOeEAvSm5TlmER2rQTvt32WoLJOV248/qmYNnldQBDhi++3AB1XVsf3HD",
-	"qlVoABLCq8Qrh16k4ialUlKJy8LJD3Fk00CkqDhJXK3tkjp1NzBX6cq8UJnRRd9L7zcsc16hX0/w+hDW",
-	"s14h2ggkPHJYa+GGPdH8AAbBNoui5jFEichiy73Sx7WQTM0oV0g8gzmTutwyXrtM5kPCpEmg2WmtBDJ9",
-	"mi1xlJUm5wtSiupi6IKj5xXKhV8mpuZv4o1h4g0Gg4m3CjXHvi+DN+RUrTzYnJkEnal8h96uPzzY9Yv6",
-	"ex8YRw3NbunWYV4pL7jtXtTQ7A53BhP+2ua8c6NH0lRPpAlhZ++fxCEYuTaCnrCIWjNipfxoQaIZ7Y8G",
-	"gb6OnaAiUGohx9vbd3d3A6I/D0R6s237yu23J8evfzh/jX0GMzVPtL/DlLYQZyWf2dt1nu/d0lRaOHoQ",
-	"DAIL+HCyYGhTBsFgx8aXWnNvz3QF7a/47xuq2vS3SW2igTcVNnhuFlvLdYg1bnLgVkWcxN7YFuj+6tWu",
-	"XI+C4HH3Doo7/eJT93sCtjp4zZ3BfA9MAkk0Au9aN2/88dJ3nqB4y24pp1Inr8mNRPtuSOddYrdtFP5l",
-	"VzLafKF7O8GpF9gLdkCoGU3vmKRNkr43M31jFNWrQmnTLKGzj3vBzoZLyja5I3r/ad9/E2TNoeOm2H2n",
-	"3qJX17LAWyaVrOvIdYXIMndhtMb9Tub+RQ9VjnVB9KcJbzgh2hWK8wrAsFmTFAKRkakT8gH9bGPWqelW",
-	"wlsT/oYlOosVifk143QAP2JQECZEUan+qtIMjZOuHdCJSSEV9qZcgb4PqmtoCoskpjqJOuHOpllZrjiA",
-	"D7YGpnxSQutidsNFSuNDVLc6tVnWmdjinMGE4xmbkfB3qVJK5noLDfnBc3DrIaVXfcTiY+P6xKvaSeXX",
-	"JoonK37JaLosnbl6JVk3/q1W/a38Rt26Phz0DNfNW6lS6/gyRlnt1zJj6fvMiFw7bV4P121GWy3YnM3E",
-	"pkjqe2drqbp75CMgOdrfXMLJ1PpoTIKe1tRvGHZvcjJUGTm/xrVu5WaYynrzEB8lqe1GyuXXaHmTDUOB",
-	"qb6mxIWRTvehJFd/fbw0OrH+FpZbH6UnKByitSO11AevqcKtFch2vXvUfJmp6GizC22FmmM3H+iWxpbZ",
-	"D1v52p67aCt0XXNzp17S6oyDp3cnr0gUicyWrnqB8z/P964Jj+9YrJMBQ/2L7U/jKxs5XZE4xrBEtxiM",
-	"gmAw1O5llbNnQicf6GdTmnm1ECyfkk53g9GLF0E/CoYjQ+mDF3vDktK7emLLxHagX4TMSfa3jKSEK0or",
-	"NbMd8ItV/oRQ5zcgqlcL1lj6puWR0FsIKdl1sgQuuH2cYNfIUtuUhcxtV98G0r2GnXrV3/DY6zhbcYu9",
-	"dKC6zFW6S1V3poLNfLxc1XxaV6s5Pg6LovUOTi1u1ohd1Xy2LbhsUs0pX/reImvxlj7IsuCpJUosryXU",
-	"FXHFjRrAD5TG6GNMeMVtGoCRdA1dDrfMgyf6kq4BM7dql7QIjyGv8nQKEJmi84HBQEKtMUKYmxrPRJcV",
-	"CwhL9RKOIWzmRzG6byoZ/diBBi5a86ShHtpsITyEsJE0NQ1MCjc8NAPVk6imjcnuhhpOCGvaOjRm7ZGX",
-	"NCx8Efr5HuZ52WunKxvP4Af9JlNR9TxuH94+3WSsrtR7cQbyzZFBzKZTmlKucCH1x5/07kwde283ONga",
-	"wFHOBnNc6SdKF7LKCd9J0N+ty4yjGkY09eIm+NeUdOxZaHxSwzIcEoFuakTyouyqf/ouq7inpQ15WZqQ",
-	"rtbfck79UUsO+Qeo2LXCiP9hVvtbM8hNg+vavdXq8SZuE/NmrmitqgkF9BFXG/mDj1+AvRn38CtruhrC",
-	"PG6gjerImMc/dUGRZpn4TzDyux0NduV9uN3goFOn4iUl7DPsNlHxAMo36oGYYwXSDmH36GdFuWSCb61x",
-	"TrrgLmUp3gBCUxj514RJFZpHOmI6JVmitirm3bmdHcvDoptTyheWtz5qkH9eFmgSK9XCwAGcOchMJSMd",
-	"6lgT/RTXvQqhpx8F0Tpxyy+BmwE8DvHoDneEhjhTkeLmNbrjo/dQbl1/W7NrA8GvC4HtUxGuTrT0x/iY",
-	"6eg4j4ntn87Ev0+EHFcqzkvebJ75PWHun/Hu82aPN3d8mFlLWLKOKGupYerEP7atvPFqcj34E5x2uAFT",
-	"r1lf+R3bOzcLbNx5jyGR3a1H9fHArlag8rJbV+3svnLWVTvXXnuqa2ck3z0K+m9UKfRsdX5PTEsCWSea",
-	"Oop5LqdtirklXmzV00j/aZYkuaNs4zsLTcsZWRT3CasXwwoFv7M1gAs2r6XwJtwOUbuOV14hX9gN6Tuz",
-	"prMw73H4Nsgw8Uqbbv0bVVVX/at0UeS+Qt92rnnj7ZaH67v7ms4rBu1yUL9f90dLw26w26lT8crdty9B",
-	"zqUMZOPi1ljparTLk/97oCvnyPc6td+sv3h8HcSEaxmcePU6jIm3VQItLsRScR4sgKJzskTNdOCuy7Br",
-	"nlAOI9BfMpJgwB4UN7ZNNUSYn1kbbtGGVlSvvrQNWaqTxs1hU8HwmJvCgwkH3Oay2EpxDVgW94Al9EJt",
-	"J3eC4ZUBgkMXqNBlec2FNjATUntwdCYkhbDup+ih1zyKqqtbOPVt3xIzMfhF/QlVwakpZXHLJFuKI5sl",
-	"kb/lJ/BbWQ1p6rn0NWTnrVRSQXGshVACCNcJc7tGv4VeB+V1eqS0ffA7f7VAn4zGfihRZfWY3leFjE6+",
-	"EkZBoEmfpy0d82FTluZlXTOOOSb9nGB+SwhbdnkGcMKP9fuo0vCNfj19mop56yOpItWVUbY2xX3xOS/o",
-	"LKHQVCT0EAhfCk71IwFwQ5WE3WCneFtgDUL1NPDU15k735vX/osh3Yao/HdGNjaanYCZpmWtCqVzmQR6",
-	"ItU/kHY21HkLrSTz1z3tNd8/2jIfdOr0aLTCfa7127XmZ/e9UdD0hfXg6W17oG3yqbpu6zsJqEFsKg96",
-	"4Zx8opBmPNSeN+UYh8NMqcV4e1vXr86EVOP9YD/YKkrJtrW9tytoQ0HaCjShJymN0X/2oXCk9UXm3KUu",
-	"o3fcVEvS/IEKxGKGXR8mtZwTOgjl+CyKWsbPK6+sjrQVOeiGXBugIUdobf3P5ep/AgAA//8=",
+	"7F39ctu2ln+VM9w7UzlDyZRsJ7Y894/ESW69N24ysTPd3shrwiRkoaEAlQDtqKnu29wXuU+2cwCQBD8k",
+	"04rbZne2f3QsCZ8H5/N3DpAvXiTmC8EpV9Ibf/HoZzJfJFT//XZBU6KY4CcCv1M0xm9lNp+TdOmNPQJR",
+	"/gNIxm8S2o+STCqagsi7er53S5KMYs+ESHWVLWKi6JVic+qNvVEwejocjvauhsHwYDjyfE9EUZamNG5t",
+	"EQTYIh/7isXe2BOLft6mHwTB0PO9lP6SUalwzmsR41K/TDyZsIhesXjije2H/nDi+RMvpXOSftJf//tf",
+	"oKhUE2/l+d6cqpnAGd69Pb/wfC9LmTf2dm+Hu7q33E1GtwvurXA+uRBc0i4T4shSEZXJq0jE1BuPguEq",
+	"/8obewVJvdXKL4/gLEsUOzHUrZ/ClLCExjDHJs0T8CEVCf5+TaJPHY8DhsEo2BtuOA7dosNxjNYdR7TI",
+	"SRMtcrp0o/iupeVutJDrqU/TVKSaxHqSoyPkjRbyHwQBjiGSBOmj+X4DC46CvUDvSGaJqpyW7ymS3lB1",
+	"ZQ9AeuOPXzz7wZCmxprFbl++evPq4lWn/e4iseqbrrHT/mp16XKUYQ/cd3Z9VfKZ5ZMRpHSaya128Eed",
+	"ZqvMrPza4kbfyOKQo1aXKxTfBUnJnBpaOvr09CV+jKmMUrbQWnJc/ginL6EXEUn7knLJFLulOwPP9xi2",
+	"WhA183yPE82YFdEzm2cpammVZtT3ZDSjc4JT/SWlU2/s/cduqex3za9y112VXnS+Sb3m05OTFyR+X5I1",
+	"ElxRrv8ki0XCIt1392eJuyjsh25JMqlXmcY0vVLLBR2DVj7AJHChQHAKYgpqRoEkibijsfldk7rb4k9P",
+	"Tl6hoJuVVyn6HAryg0gBzwumjCYxzs/4LUlYfAyhXmYISFIJTAHhMUiylHA3Ww5wJacnJyeCTxMWbUuA",
+	"4pgMn4wLu1lqaYgIR5pc00jMKSxSEVGJRvVxaHExc+e6E1kSw1zcUm0U7kgaS+gRUDSdM04SMOsETm9p",
+	"CtGM8Bsqd3JivBbpNYtjyrejRtn90XamxCfKIUH9rbkpJPGc8RANH81XfcoVTTlJtlt03hvOaYo0sct5",
+	"jA0UQ0sztDZc+aovhHiDSnm7VSPLjyHBAVJQM8Jhf3i0vxfsw/VSPZaY4QFYtWtkjMnqlHDGXuT7+cBJ",
+	"pmYiZb8aZ/Lhe6qM8GgbCP+r/zxTs/4FclKIW5gzLX4+ZPwTF3fcB/p5gdoVdUlKb8UnGju7uiUsIdfJ",
+	"lgeFXMUiCu5Aj7a3mChyTSTFhaN0sJhyxdRSMxzO2vs7XUolON3BjWc8pSSa4Rr0/s7OX29rAXDmq0hw",
+	"yaSiPEJzWfVFSyfNG3vB0PqL5ts5lZIg53u51nxs43F2/not4UK9mmEIPZzsP8/f/uDDXSr4DaAh20Fa",
+	"miajEHqWV/BLa1fMWnxgMTLSnKho5sM1iQFdyp2crtuZlQdSdS8IgmctVK27/2OgJE1YLrZIWKkEMnw9",
+	"SHskAuuFhWM9ExeKTe2eXfOkKnarMFY5Abc0RQ+joA4d9looGJEkoelYs6PlwUeijZnS0sZMg3wvMiVZ",
+	"TCE8O3999fzNm7c/vnp5dXL68v15qN2WGUHZAG39jFHMCbWd9Xsgp43WyG+hgDASyVL6WAw0MuJXH17L",
+	"pon3kCxLNUPZpIks9NkPQr0WGY9/d7kbtlDDddqRd0Bm0cwBTB5RuobhODdf5QQ5EbZzLbZQ6W2i82ie",
+	"yf06PBejbj7K2fnrra35FuIy3CQujiV+TJEZWoIU8zSMfjGZDgFfiHh5QT+rZsyKv4Cin5UPmcxIkiy1",
+	"pYQ7pmbAlIRYZNcJhV8yoagEKiOyoDH0tG2hNP5OwsRL6SIhERJpCf/+18Tb8SfcGh7UaSlVWcr1z4rC",
+	"FAO5paKDCccgnnx+Q/mNmnljyz6+h+ZZ+wypDZ4saGZi7uK0NJTh9H+673tzxvOPw/UDvXcwgHrAafGI",
+	"7yTkQfQxhDxLkhB6uZdyvYR8/9rfUgSDFyKBXEvKFYb62MOwnwnkFylKr2ImJDfAw31BPa6JJMXZrWog",
+	"xebu57rpCbY0iEAOLHysjHJZUElc/0wj5VDpPMcnv9RW70I2mxdRHtyqAuxs6mPd1Hz2GmSzuadpV3St",
+	"7dtZd7maVgIIzmm0DuY5Vdb/njIqISraIsOILI1Q6tkvGU2WyAglu5LDIBo+Gx32oyiI+sMhfdo/DA6D",
+	"/sHoYD8Igqeo7z3fm4p0TpQ39rJML3RBFBp+b+z998egf/S8/5r0p5dfDld99+P+Qz4OR6u/eC3i8T0l",
+	"CYpO/cBzxPGLR3k2R1IK1IWZo2UvG8O1Ml0ruU9PTl4SRQ1UW6d2+NNPP/3UPzvrv3wJ338/Pjsbn5+H",
+	"Pny4ODkGAiklCWpBqhUNjlCl+SgYPu0PR/3RMwgOx8OD8f6wSdKCPpdfRuUfkP8xbvzRSrwihmvKiwkR",
+	"6zv7cUYU3BFpghIfOJmjl4OaxWBcIi3hr+q2tsDj7jsfs8g1x1MAjC2gJ6euDDx/d+p4+70XQ2CKzjX6",
+	"WSOKmM+Zuoq3OnirkDOuWFILMBiKJA6tMLhfzwt7R+ODgzZF/XvwRkmgLkrT1T6renbmAUiw34AtO3c3",
+	"1kMPUbDavZ2x5QU2XPneYkbuV9jvdCPNiBHV517hh3sQk0JnlLblqothtQYG7WpTCioHVdl9vqcWqrZu",
+	"wG+weG2ZtZO9T/TeMGM7q2JUDKE/oazJDqR764YqdlaSpqRJEGf8+xb4nkYi1RxKkuTtVKeeHrCO+s4U",
+	"5YSrDjx/oRvq1Ed17eUIzaVftsFs1md18q7o03F5R1Pj9b0YDeq7/jFlqt2RLJViqZ2UgFSTCXovRo+r",
+	"FQfw3u4d7maUQ1hnU42JhnneIgSRTnioI5fw2HquOu42uvVuxhIKYZnFCI3D/n9Jn/6/UmxXiv4jCF9d",
+	"k5YjfqVWreyqTScV4XNDeFDGz85fm/wMGEd7AGEles/TiNqrmE4pj9EpMw6Z9jE1DkGk4E3pbaIHDfF1",
+	"0IRQh8L0lqbLPIGfIxwakNSYF/qHJntnvBnrf1dBCQMBI2XRBywWoLSPrrGjFv+8imXUFzrqx+yGKYgS",
+	"IqXe+L79JqaKsGQMBbyeo+uoPEp83S/B9RJbn/AauJ7jO6CEMHAOfmcgDmhDUfKfHdBwwi1qiL8ZzKwJ",
+	"meW/PQudfKkLWfuQQ7b49YRb99lfh0PWlGGR+Wjou6ftKqwGGbm4xgOTJfd59s4x16f1myy7RqIu1luj",
+	"s7OXL69ms/lcynAAbzkwvsgUOAiRXJBIAz9zKHqA7YH7IxHKOY2RC44n3FhcCSS5I0sJmTRJhIzHNJWR",
+	"SM1QAzjLpIJr2h4GNoxVvQatcVCHq49XcLnx0M5syUmdDlZ7gilJgZ7gybLkPVQmREFEuF6tXPJolgou",
+	"MrnjyrQtY3n3Af9fFBS9e35x8n2r+G4Iyqq1AqbUqZqg6T0f7hT6rO73QO/5Xotz0qw26+rq5QzUdLve",
+	"EKnAjKnP7dg4L2ZVuoKByaKowTfJFOPBaHdKB/yrRo3b16/rrRmQR9SZZPtArCP25fjSpv0D0C+nr+1Q",
+	"L4rbaP+Lhk7dWReEUbd3qtLqrHieXeNP9Bh96Vwt+YD6HKYZNw6yZkBjc415obE+fq3yJl6acc74zcQb",
+	"VBHf0cFBi1w0SuDqS3rNjPE0KG615jISXGnjmh7DnCxRYOl8oZaDjSDwhLegwFoDdYrILvSK89LQVdOJ",
+	"7haiWeeqIgp+U2qL890Mghb89FKfyKOFn6U7XSK8XxOCbizJG2LENRwdog+Vkgj5AVkqfN7/B5D+rxD0",
+	"j2AAV/BP6Ic+VEv2apBbs0bZ4cTh6LCefHDty/P+P0j/16B/NLj6Z//yy9Afjg7bLYyzm3sofsXiLYhu",
+	"1FFnfrqH5E5JSbtBZNx42azNXe4Sl7jZj3lhfTfqdNNqZQtCNzf+8P60sX/sVkzme2vjjKbCbSGD+cWl",
+	"w3GhBY2pK81cEZvHoQ7ETdVv+PWEe/y0UReynDeyBk5JpF/UXedO6WYfx0lG1YAWF165Y2omMqUTlyGu",
+	"MAQzloQeBn4ouMHI2ph+wqTq6OZ0ciJa3JCu/X53z+IRs2rbeBVO569zLrax/p00ZC3pufqzjG4t6bs+",
+	"YY+eRt7MB8HLxJEsHBNIqJI66KjDe72at7KzPh2/xhlxhLTAuBxZP0kp0cL9QVMBQxqqxb1NzN/lwFip",
+	"KeiCpPSqRJE83yOLRSpua1/GTLZ+b4lfbatX4H7XthgXCsNIIo6ZOZR3jpowpLinjNbG67X0WESSxDfe",
+	"cCTS2AA7VU7wvc/9G9Evlhb/LAUfvCd3Z0XgXjTos/lCpJpT7J0C297EuDNv7FEeiZjxG1Pxsir3uDbF",
+	"/2eY2jZ5qCufNanp37siItdjzu2tP7Qkwk6/RVRYr3jZuiaivoYGCbataflmWM01atsEjMadYyq/rJeb",
+	"IA04NuLHCb+vikgr5M11RNv6G/nlt1LhurfgittmXPB2fb2tka3L0UNDXbvuur3deJxrVcf/NuI90EN5",
+	"AK3O12E3iig6gDDj9DONMh2Y9O4IU4zf7MAkC4K9CELzG+M3IfQsUlP+6IQ0vxURDfw24WFEeET1p16O",
+	"71knJCdrOa2OxO0sTuhQoXc+XivNHd3f2OU7E5VYmNQ3pY9aMsmcwkIkLFqiWL5/dX5RFAUC2goJvVEQ",
+	"wF/h7d93LDTF5rj2g6MjDQeYT8MgKJbEuKI3hvOrqM8fbFK+Bml8NJtSJA8r6Y+9o8OD0fTpdH9Enu3H",
+	"o+vD0fRZcHQ0fXYYB3tHe+TBVZ9oDtYiFB/en9ZRxWD/sC2nImmUpUwtz5EM5oyeZ2qm7xu1xqVvFxSD",
+	"4OgT5Ldz7DW3HuFLSPR0Y3hNU06V+UUCSSkkgt+4dzhEEsPeqF9AWBP+4cPpS9tjx0evntiRrceJ/gyL",
+	"8jGnLKHAOCQiIgmkGZcDOFVww24t5mpysxPeW6QCz2YHmK3cFQmVx40LeWizpM1cmr669Zws8+qG05MT",
+	"J/9hoVAky4ySmKbl/Vf30lbpBpMF+ztdmvpnxqei7fhwHmnTsSi4GthzkyvAqboT6Sc3EaNvhtLUbpyl",
+	"MGNSiXQ5mPAJv7gTgPKZTnW6isxZwqiEhN1q8qkZk/mFqzG2fwJPnpydv3bwhznh5IbOKVdPnkAv3L0d",
+	"7jpUGAzCnTEQrnPQ+eJK/2HCAXpTcp2yCI/UuBn2c9lqByTlduNP6jmeJ5UkDw4YvvtwAdV17H5xg9dV",
+	"aPwWwqvEK4depOImpVJSicvCyY9xZNNApKg4SVytwst9Hp2HLzN4Ze4dnUW937DMToZ+PRXvQ1jPT4Zo",
+	"I5DwyGGtJTb2RPMDGAS7LIqaxxAlIost90of10IyNaNcIfGMs0fqcst47ZahDwmTJtVpp7USyPRptgR+",
+	"VpqcX5BSVFfJFxw9r1Au/DIx1ZkTbwwTbzAYTLxVqDn2fRltIqdq5cHmzKRSzZUI6O37w6N9v7iY4QPj",
+	"qKHZLd05zq9QCG67F9VO+8O9wYS/stUJudEjaaon0oSws/dP4xCMXBtBT1hErRmxUv58QaIZ7Y8Ggb6n",
+	"n6AiUGohx7u7d3d3A6J/Hoj0Ztf2lbtvTk9e/XD+CvsMZmqeaH+HKW0h3pZ8Zq9der53S1NpQf9BMAgs",
+	"rMbJgqFNGQSDPRsQa829O9O1zr/i3zdUtelvk4RGA29qofDcLIKZ6xBr3OTArV85jb2xLaX+1avdxR8F",
+	"wcMupBSPPYhP3S+Q2DruNZdJ8z0wCSTReQ7Xunnjj5e+8zbJG3ZLOZW6zIDcSLTvhnTeJXbbReFfdiWj",
+	"zey611acyo6DYA+EmtH0jknaJOl7M9M3RlG9KpQ2zRI6T3wQ7G25pGyby8ObT3vzFaE1h46bYptOvUWv",
+	"rmWBN0wqWdeR60rGZe7CaI37ncz9ix6qHOuC6J8mvOGEaFcozms1w2b1WAhERqaiywf0s41Zp6ZbicdN",
+	"+GuW6NA9EvNrxukAfsSgIEyIolL9FSPV0Add5aERASEV9qZcgb4orKudCoskpjrdPeHOpllZWDqAD7Za",
+	"qXxrROtidsNFSuNjVLc6CV1WBNkyqsGE4xmbkfB7qVJK5noLDfnBc3ArV6VXfd3kY+Oiy8vaSeUXXIq3",
+	"TH7JaLosnbl6zV83/q3WZ678xg0DfTjoGa6bt1JP2PHJlLIus2XG0veZEbl22rxysduMtq6zOZuJTZHU",
+	"G2drqY984OsweU6luYTTqfXRmAQ9ram0Meze5GSoMnJ+v2/dys0wlfXmIT5KUtvdocuv0fIm54gCU31m",
+	"iwsjne4LWq7++nhpdGL9kTS3kk1PUDhEa0dqqeReUy9dK2Xuekus+WRX0dGmQ9pKasdu1tUtYi7TNbZG",
+	"uT3Z0laSvOaOVb342BkHT+9OXpEoEpktMvYC5z/P964Jj+9YrLMXQ/2N7U/jKxs5XZE4xrBEtxiMgmAw",
+	"1O5llbNnQmdL6GdTRHu1ECyfkk73g9GzZ0E/CoYjQ+mjZwfDktL7emLLxHagX4TMSfa3jKSEK0or1c0d",
+	"8ItV/rZU58dBqpdA1lj6puWR0FsIKdl1sgQuuH21Yt/IUtuUhcztVh+N0r2GnXrVH3c56Dhb8bxB6UB1",
+	"mat0l6ruTAWb+Xi5qvm0rlZzfBwWResdnFrcrBG7qvlsW3DZpJq5v/S9RdbiLX2QZaahJUosL5DUFXHF",
+	"jRrAD5TG6GNMeMVtGoCRdA1dDnfMSzj69rYBM3dq1+kIjyGvx3VKRZmi84HBQEKtMUKYm2rcRBeACwhL",
+	"9RKOIWwmdDG6byoZ/QqGBi5aE7uhHtpsITyGsJHlNQ1Mzjk8NgPVs76mjUlHhxpOCGvaOjRm7YHXaSx8",
+	"Efr5HuZ5gXKnyzVP4Af9WFdRnz5uH96+6WWsrtR7cQbyzZFBzKZTmlKucCH1V8H07syNg95+cLQzgOc5",
+	"G8xxpZ8oXcgqJ3wnQf9uXWYc1TCiqew3wb+mpGPPQuOTGpbhkAh0UyOSl89X/dN3WcU9LW3Ii9KEdLX+",
+	"lnPqr51yyH+Ail0rjPgfZrW/NYPcNLiu3VutHm7itjFv5jLdqppQQB9xtZU/+PAF2DuM9z+/p8s3zKsX",
+	"2qiOjHn8UxcUaZaJ/wQjv9/RYFceDtwPjjp1Kp7Ywj7DbhMVL+N8ox6IOVYg7RB2j35WlEsm+M4a56QL",
+	"7lIWPA4gNOWnf02YVKF5vSWmU5Ilaqdi3p179LE8Lro5BZNheT+nBvnnxZcmsVItvxzAWweZqWSkQx1r",
+	"op/iulch9PRrMVon7vglcDOAhyEe3eGO0BBnKlLcvEZ3fPQeyq3r39bs2kDw60Jg+6iHqxMt/TE+Zjo6",
+	"zmNi+9GZ+PeJkONKXX/Jm80z3xDm/hkPgm/3qnfHF7u1hCXriLKWGqYa/2PbyhvPadeDP8Fph7tK9ZsB",
+	"K79je+f+ho07NxgS2d16VF+V7GoFKk/+ddXO7vN3XbVz7RmwunZG8m1Q0H+jSqFnq/N7YloSyDrR1FHM",
+	"czltU8wt8WKrnkb6T7MkyR1lG99ZaFrOyKK4+Vm9wlco+L2dAVyweS2FN+F2iNrFyfKyv63Gy6uGsbMw",
+	"L6eMC6tggo2ZSGIbvLQp2r9RVfXbv0oxRe6/VdB2yHnj3ZZ/3qC74+k8PtEuFPVrkX+0aOwH+506FW8h",
+	"fvvi5NyDQZ4uLvuVfke7cPm/B9RyjkKg8/zNYoyHF0VMuBbIiVcvyph4OyXq4uItFU/Coik6QUvUTEfx",
+	"uoi85hblmAL9JSMJRu9BcdHelEaE+Zm1gRht0EX1tlHbkKVuaVz4NuUMD7ngPZhwwG0ui60Ut7dlcX1b",
+	"Qi/URnMvGF4ZVDh0UQtdo9dcaANAIbVnaWdCUgjrTosees3TubrUhVPf9i0BFANm1B/aFZyauha3ZrKl",
+	"UrJZH/lbfgK/laWRprhL3x53XtQlFUjHmgslgHCdPbdr9FvodVS+goCUts/C549N6JPRQBAlqiwl0/uq",
+	"kNFJXsIoCDTp8xymY0ts/tK8v2zGMcek77DkF7OwZZfHIif8RL+iKw3f6Df2p6mYtz6lK1JdJmULVdx3",
+	"wfPqzhIXTUVCj4HwpeBUv+0AN1RJ2A/2iich1sBVj4NVfZ2587157d+V6TZE5V+j2dpodkJpmpa1KpTO",
+	"VRjoiVR/QdrZUCcxtJLM34A1t7P/cMt81KnTg6EL91Hfb9eav930tETTMdaDp7ftUbdJruoiru8koAax",
+	"eT3ohXPyiUKa8VC74ZRjUA4zpRbj3V1dzDoTUo0Pg8Ngp6gr29X23q6gDRJpq9aEnr4tFwSBD4VXre+O",
+	"5/51Gcrjploy6PeUIxYz7PswqSWg0EEox2dR1DJ+XoZldaQtz0E35NqgDjlca4uBLlf/EwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

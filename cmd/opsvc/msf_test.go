@@ -101,6 +101,10 @@ func TestMSF_PutOperation_refusals(t *testing.T) {
 		{"response missing while failed", edit(notification("op1"), "response", del), 400, "010002", "response"},
 		{"response missing while completed", edit(edit(notification("op1"), "response", del), "status", "completed"), 400, "010002", "response"},
 		{"required field null", edit(notification("op1"), "status", nil), 400, "010002", "status"},
+		{"request.body null", edit(notification("op1"), "request.body", nil), 400, "010002", "request.body"},
+		{"response null", edit(notification("op1"), "response", nil), 400, "010002", "response"},
+		{"sub_status null", edit(notification("op1"), "sub_status", nil), 400, "010002", "sub_status"},
+		{"cluster status_code null", edit(notification("op1"), "target_clusters.0.response.status_code", nil), 400, "010002", "target_clusters[0].response.status_code"},
 		// 010002: enums.
 		{"status not in enum", edit(notification("op1"), "status", "done"), 400, "010002", "status"},
 		{"method not in enum", edit(notification("op1"), "request.method", "GET"), 400, "010002", "request.method"},
@@ -230,6 +234,31 @@ func TestMSF_PutOperation_roundTrip(t *testing.T) {
 		_, got = getOp(t, s, "rt3")
 		if !reflect.DeepEqual(got, clone(in)) {
 			t.Fatalf("got %v, want %v", got, in)
+		}
+	})
+	t.Run("null where the seed allows it is taken as absent", func(t *testing.T) {
+		in := notification("nul1")
+		in = edit(in, "target_clusters.1.response", nil)
+		in = edit(in, "target_clusters.0.response.body", nil)
+		in = edit(in, "rollbacks.target_clusters.0.request.body", nil)
+		wantStatus(t, putOp(t, s, "nul1", in), 200)
+		want := notification("nul1")
+		want = edit(want, "target_clusters.0.response.body", del)
+		_, got := getOp(t, s, "nul1")
+		if !reflect.DeepEqual(got, clone(want)) {
+			t.Fatalf("got %v\nwant %v", got, want)
+		}
+		in = edit(edit(minimal("nul2", "executing", "20261123_100000"), "target_clusters", nil), "rollbacks", nil)
+		wantStatus(t, putOp(t, s, "nul2", in), 200)
+		r, got := getOp(t, s, "nul2")
+		if !reflect.DeepEqual(got, clone(minimal("nul2", "executing", "20261123_100000"))) || strings.Contains(string(r.body), "null") {
+			t.Fatalf("got %s", r.body)
+		}
+		in = edit(notification("nul3"), "rollbacks.target_clusters", nil)
+		wantStatus(t, putOp(t, s, "nul3", in), 200)
+		_, got = getOp(t, s, "nul3")
+		if _, ok := got["rollbacks"].(map[string]any)["target_clusters"]; ok {
+			t.Fatalf("rollbacks.target_clusters: want absent, got %v", got["rollbacks"])
 		}
 	})
 	t.Run("unknown fields are ignored and not stored", func(t *testing.T) {
