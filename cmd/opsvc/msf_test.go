@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"example.com/opsvc/gen"
+	"example.com/opsvc/internal/spectest"
 )
 
 // notification is a complete, valid A1 body: a failed multi-cluster
@@ -502,6 +503,7 @@ func TestMSF_bodyLimit(t *testing.T) {
 			}
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
+			spectest.Check(t, req, resp, body)
 			if resp.StatusCode != want {
 				t.Fatalf("%d bytes chunked: got %d %s", n, resp.StatusCode, body)
 			}

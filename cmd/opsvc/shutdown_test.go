@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"example.com/opsvc/internal/spectest"
 )
 
 var buildOnce = sync.OnceValues(func() (string, error) {
@@ -107,12 +109,14 @@ func TestMain_SIGTERM(t *testing.T) {
 	if _, err := conn.Write(body[half:]); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	req, _ := http.NewRequest(http.MethodPut, "http://"+addr+"/v1/operations/inflight", nil)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
 	if err != nil {
 		t.Fatalf("in-flight request: %v", err)
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
+	answer, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	spectest.Check(t, req, resp, answer)
 	if resp.StatusCode != 200 {
 		t.Fatalf("in-flight request: status %d", resp.StatusCode)
 	}
