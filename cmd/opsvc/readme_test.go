@@ -15,7 +15,10 @@ import (
 func TestREADME(t *testing.T) {
 	t.Parallel()
 	if _, err := exec.LookPath("curl"); err != nil {
-		t.Fatalf("curl is needed to run the README's examples: %v", err)
+		if os.Getenv("CI") != "" {
+			t.Fatalf("curl is needed to run the README's examples: %v", err)
+		}
+		t.Skipf("curl is needed to run the README's examples: %v", err)
 	}
 	root := filepath.Join("..", "..")
 	b, err := os.ReadFile(filepath.Join(root, "README.md"))
