@@ -108,8 +108,6 @@ func classifyEcho(he *echo.HTTPError) reply {
 		return classify(errNoRoute)
 	case http.StatusMethodNotAllowed:
 		return classify(errNoMethod)
-	case http.StatusRequestEntityTooLarge:
-		return classify(errTooLarge)
 	case http.StatusBadRequest, http.StatusUnsupportedMediaType:
 		return reply{http.StatusBadRequest, "010001", fmt.Sprintf("body: %v", he.Message)}
 	}

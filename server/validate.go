@@ -40,10 +40,7 @@ func readBody(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		b, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
 		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				return errTooLarge
-			}
+			// The client went away or ran past the server's ReadTimeout.
 			return &FieldError{Field: "body", Reason: "could not be read", Syntax: true}
 		}
 		if len(b) > MaxBodyBytes {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -86,7 +87,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 }
 
 func databaseKind(url string) string {
-	if len(url) >= 6 && url[:6] == "sqlite" {
+	if strings.HasPrefix(url, "sqlite:") {
 		return "sqlite"
 	}
 	return "mysql"
