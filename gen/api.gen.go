@@ -158,6 +158,27 @@ func (e Phase) Valid() bool {
 	}
 }
 
+// Defines values for ResourceType.
+const (
+	AwsConnection           ResourceType = "aws_connection"
+	TenantConnection        ResourceType = "tenant_connection"
+	TenantConnectionRequest ResourceType = "tenant_connection_request"
+)
+
+// Valid indicates whether the value is a known member of the ResourceType enum.
+func (e ResourceType) Valid() bool {
+	switch e {
+	case AwsConnection:
+		return true
+	case TenantConnection:
+		return true
+	case TenantConnectionRequest:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for RollbacksResult.
 const (
 	RollbacksResultCompleted RollbacksResult = "completed"
@@ -200,6 +221,27 @@ func (e RollbacksSummaryResult) Valid() bool {
 	}
 }
 
+// Defines values for ServiceType.
+const (
+	ECLSDExchangeAWSConnection           ServiceType = "ECL::SDExchange::AWSConnection"
+	ECLSDExchangeTenantConnection        ServiceType = "ECL::SDExchange::TenantConnection"
+	ECLSDExchangeTenantConnectionRequest ServiceType = "ECL::SDExchange::TenantConnectionRequest"
+)
+
+// Valid indicates whether the value is a known member of the ServiceType enum.
+func (e ServiceType) Valid() bool {
+	switch e {
+	case ECLSDExchangeAWSConnection:
+		return true
+	case ECLSDExchangeTenantConnection:
+		return true
+	case ECLSDExchangeTenantConnectionRequest:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Status.
 const (
 	StatusCanceled   Status = "canceled"
@@ -229,13 +271,13 @@ func (e Status) Valid() bool {
 
 // Defines values for ListICCOperationsParamsLatest.
 const (
-	True ListICCOperationsParamsLatest = "true"
+	ListICCOperationsParamsLatestTrue ListICCOperationsParamsLatest = "true"
 )
 
 // Valid indicates whether the value is a known member of the ListICCOperationsParamsLatest enum.
 func (e ListICCOperationsParamsLatest) Valid() bool {
 	switch e {
-	case True:
+	case ListICCOperationsParamsLatestTrue:
 		return true
 	default:
 		return false
@@ -260,6 +302,21 @@ func (e ListOperationsParamsFormat) Valid() bool {
 	}
 }
 
+// Defines values for ListICCOperationsV2ParamsLatest.
+const (
+	ListICCOperationsV2ParamsLatestTrue ListICCOperationsV2ParamsLatest = "true"
+)
+
+// Valid indicates whether the value is a known member of the ListICCOperationsV2ParamsLatest enum.
+func (e ListICCOperationsV2ParamsLatest) Valid() bool {
+	switch e {
+	case ListICCOperationsV2ParamsLatestTrue:
+		return true
+	default:
+		return false
+	}
+}
+
 // BodyText Body text, usually JSON with its double quotes escaped (the seed's "replaced by ¥"),
 // stored and returned byte for byte.
 type BodyText = string
@@ -267,21 +324,24 @@ type BodyText = string
 // ClusterID Example: 1
 type ClusterID = string
 
-// ClusterResponse A cluster's response; `null` (allowed by the seed) is taken as absent.
+// ClusterResponse A cluster's response; `null` (allowed by the seed) is taken as absent. Every member is
+// optional: the MSF controller sends `{"status_code": 202}` (no body) or `{}`.
 type ClusterResponse struct {
 	// Body Body text as BodyText, on the fields the seed lets be absent or `null` (taken as absent).
 	Body *OptionalBodyText `json:"body,omitempty"`
 
 	// StatusCode Process result, with the same policy as REST response codes (200 = OK).
-	StatusCode StatusCode `json:"status_code"`
+	StatusCode *StatusCode `json:"status_code,omitempty"`
 }
 
 // ClusterSummary defines model for ClusterSummary.
 type ClusterSummary struct {
 	// ClusterId Example: 1
-	ClusterId ClusterID        `json:"cluster_id"`
-	Request   RequestSummary   `json:"request"`
-	Response  *ResponseSummary `json:"response,omitempty"`
+	ClusterId ClusterID      `json:"cluster_id"`
+	Request   RequestSummary `json:"request"`
+
+	// Response A response without its body; `status_code` is absent when the notification had none.
+	Response *ResponseSummary `json:"response,omitempty"`
 }
 
 // ConnectionID It identifies connection resource uniquely.
@@ -376,6 +436,60 @@ type ICCOperationRecord struct {
 	TenantId TenantID `json:"tenant_id"`
 }
 
+// ICCOperationV2 One connection API operation in ICC API v2.0's shape (B3 item).
+type ICCOperationV2 struct {
+	// CommitDatetime `YYYY-MM-DD HH:MM:SS`, UTC; `null` until the operation is committed.
+	//
+	// Example: 2016-12-27 08:39:55
+	CommitDatetime *string `json:"commit_datetime"`
+
+	// Error The operation's error; `{}` when there is none.
+	Error OperationErrorDetail `json:"error"`
+
+	// Id 1 to 128 characters of `A-Z a-z 0-9 . _ ~ -`, case-sensitive.
+	//
+	// Example: op-20261123-0001
+	Id              OperationID     `json:"id"`
+	OperationStatus OperationStatus `json:"operation_status"`
+	Phase           Phase           `json:"phase"`
+
+	// ReceptionDatetime `YYYY-MM-DD HH:MM:SS`, UTC; a real date and time.
+	//
+	// Example: 2016-12-27 08:15:41
+	ReceptionDatetime ICCDatetime `json:"reception_datetime"`
+
+	// RequestBody The request body of the connection API call, as recorded.
+	RequestBody RequestBody `json:"request_body"`
+
+	// RequestType Request type (v1.0's `order_type`).
+	RequestType OrderType `json:"request_type"`
+
+	// ResourceId ID of the resource (v1.0's `connection_id`).
+	ResourceId ConnectionID `json:"resource_id"`
+
+	// ResourceType The kind of resource: `aws_connection` (service type `ECL::SDExchange::AWSConnection`),
+	// `tenant_connection_request` (`ECL::SDExchange::TenantConnectionRequest`) or
+	// `tenant_connection` (`ECL::SDExchange::TenantConnection`).
+	ResourceType ResourceType `json:"resource_type"`
+
+	// ServiceType The service type that goes with each `resource_type`.
+	ServiceType ServiceType `json:"service_type"`
+
+	// TenantId Example: 39852f6f42a74d2b82f7099f78d0393a
+	TenantId TenantID `json:"tenant_id"`
+}
+
+// ICCOperationV2List defines model for ICCOperationV2List.
+type ICCOperationV2List struct {
+	Operations []ICCOperationV2 `json:"operations"`
+}
+
+// ICCOperationV2Show defines model for ICCOperationV2Show.
+type ICCOperationV2Show struct {
+	// Operation One connection API operation in ICC API v2.0's shape (B3 item).
+	Operation ICCOperationV2 `json:"operation"`
+}
+
 // ICCOperationWrite A connection operation to record (B2).
 type ICCOperationWrite struct {
 	// CommitDatetime `YYYY-MM-DD HH:MM:SS`, UTC. Required when `operation_status` is `complete` or
@@ -388,10 +502,14 @@ type ICCOperationWrite struct {
 	// ConnectionId It identifies connection resource uniquely.
 	//
 	// Example: a80c1728-cc0c-11e6-8080-525400060300
-	ConnectionId    ConnectionID    `json:"connection_id"`
-	OperationStatus OperationStatus `json:"operation_status"`
-	OrderType       OrderType       `json:"order_type"`
-	Phase           Phase           `json:"phase"`
+	ConnectionId ConnectionID `json:"connection_id"`
+
+	// Error What went wrong, as the ICC API v2.0 `error` object; allowed only with
+	// `operation_status` `error`. Answered by `GET /v2.0/operations` (`{}` when none).
+	Error           *OperationErrorDetail `json:"error,omitempty"`
+	OperationStatus OperationStatus       `json:"operation_status"`
+	OrderType       OrderType             `json:"order_type"`
+	Phase           Phase                 `json:"phase"`
 
 	// ReceptionDatetime `YYYY-MM-DD HH:MM:SS`, UTC; a real date and time.
 	//
@@ -400,6 +518,9 @@ type ICCOperationWrite struct {
 
 	// RequestBody The request body of the connection API call, as recorded.
 	RequestBody RequestBody `json:"request_body"`
+
+	// ResourceType The kind of resource the operation acts on; `aws_connection` when absent.
+	ResourceType *ResourceType `json:"resource_type,omitempty"`
 
 	// TenantId Example: 39852f6f42a74d2b82f7099f78d0393a
 	TenantId TenantID `json:"tenant_id"`
@@ -451,12 +572,21 @@ type Operation struct {
 	// Request Request information.
 	Request OperationRequest `json:"request"`
 
-	// Response Response information; required when status is `completed` or `failed`.
+	// ReservationTime Reservation time (MSF2018B); stored and answered like `occurred_time`.
+	ReservationTime *MSFTime `json:"reservation_time,omitempty"`
+
+	// Response Response information; required when status is `completed` or `failed`. Every member is
+	// optional: the published MSF controller sends `{"body": ""}` with no `status_code` on a
+	// `canceled` operation and on a `failed` one whose setup failed. Absent members are
+	// answered absent.
 	Response *OperationResponse `json:"response,omitempty"`
 
 	// Rollbacks Filled by the multi-cluster controller when it rolled clusters back. `null` (allowed
 	// by the seed) is taken as absent.
 	Rollbacks *Rollbacks `json:"rollbacks,omitempty"`
+
+	// StartTime Start time (MSF2018B); stored and answered like `occurred_time`.
+	StartTime *MSFTime `json:"start_time,omitempty"`
 
 	// Status State. `unexecuted` (waiting) < `executing` (running) < `completed` | `failed` |
 	// `canceled` (terminal).
@@ -474,6 +604,9 @@ type Operation struct {
 type OperationDetailList struct {
 	Operations []OperationSummary `json:"operations"`
 }
+
+// OperationErrorDetail An operation's error, as recorded (any JSON object), stored and returned byte for byte.
+type OperationErrorDetail = stdjson.RawMessage
 
 // OperationID 1 to 128 characters of `A-Z a-z 0-9 . _ ~ -`, case-sensitive.
 //
@@ -498,14 +631,16 @@ type OperationRequest struct {
 	Uri URI `json:"uri"`
 }
 
-// OperationResponse Response information; required when status is `completed` or `failed`.
+// OperationResponse Response information; required when status is `completed` or `failed`. Every member is
+// optional: the published MSF controller sends `{"body": ""}` with no `status_code` on a
+// `canceled` operation and on a `failed` one whose setup failed. Absent members are
+// answered absent.
 type OperationResponse struct {
-	// Body Body text, usually JSON with its double quotes escaped (the seed's "replaced by ¥"),
-	// stored and returned byte for byte.
-	Body BodyText `json:"body"`
+	// Body Body text as BodyText, on the fields the seed lets be absent or `null` (taken as absent).
+	Body *OptionalBodyText `json:"body,omitempty"`
 
 	// StatusCode Process result, with the same policy as REST response codes (200 = OK).
-	StatusCode StatusCode `json:"status_code"`
+	StatusCode *StatusCode `json:"status_code,omitempty"`
 }
 
 // OperationStatus defines model for OperationStatus.
@@ -530,10 +665,26 @@ type OperationSummary struct {
 	// OperationId 1 to 128 characters of `A-Z a-z 0-9 . _ ~ -`, case-sensitive.
 	//
 	// Example: op-20261123-0001
-	OperationId OperationID       `json:"operation_id"`
-	Request     RequestSummary    `json:"request"`
-	Response    *ResponseSummary  `json:"response,omitempty"`
-	Rollbacks   *RollbacksSummary `json:"rollbacks,omitempty"`
+	OperationId OperationID    `json:"operation_id"`
+	Request     RequestSummary `json:"request"`
+
+	// ReservationTime `YYYYMMDD_hhmmss`. On input the seed's space form `YYYYMMDD hhmmss` is accepted too;
+	// answers always use the underscore form. Must be a real date and time.
+	//
+	//
+	// Example: 20261123_101500
+	ReservationTime *MSFTime `json:"reservation_time,omitempty"`
+
+	// Response A response without its body; `status_code` is absent when the notification had none.
+	Response  *ResponseSummary  `json:"response,omitempty"`
+	Rollbacks *RollbacksSummary `json:"rollbacks,omitempty"`
+
+	// StartTime `YYYYMMDD_hhmmss`. On input the seed's space form `YYYYMMDD hhmmss` is accepted too;
+	// answers always use the underscore form. Must be a real date and time.
+	//
+	//
+	// Example: 20261123_101500
+	StartTime *MSFTime `json:"start_time,omitempty"`
 
 	// Status State. `unexecuted` (waiting) < `executing` (running) < `completed` | `failed` |
 	// `canceled` (terminal).
@@ -563,10 +714,15 @@ type RequestSummary struct {
 	Uri URI `json:"uri"`
 }
 
-// ResponseSummary defines model for ResponseSummary.
+// ResourceType The kind of resource: `aws_connection` (service type `ECL::SDExchange::AWSConnection`),
+// `tenant_connection_request` (`ECL::SDExchange::TenantConnectionRequest`) or
+// `tenant_connection` (`ECL::SDExchange::TenantConnection`).
+type ResourceType string
+
+// ResponseSummary A response without its body; `status_code` is absent when the notification had none.
 type ResponseSummary struct {
 	// StatusCode Process result, with the same policy as REST response codes (200 = OK).
-	StatusCode StatusCode `json:"status_code"`
+	StatusCode *StatusCode `json:"status_code,omitempty"`
 }
 
 // RollbackCluster defines model for RollbackCluster.
@@ -575,7 +731,8 @@ type RollbackCluster struct {
 	ClusterId ClusterID       `json:"cluster_id"`
 	Request   RollbackRequest `json:"request"`
 
-	// Response A cluster's response; `null` (allowed by the seed) is taken as absent.
+	// Response A cluster's response; `null` (allowed by the seed) is taken as absent. Every member is
+	// optional: the MSF controller sends `{"status_code": 202}` (no body) or `{}`.
 	Response *ClusterResponse `json:"response,omitempty"`
 }
 
@@ -622,6 +779,9 @@ type RollbacksSummary struct {
 // RollbacksSummaryResult defines model for RollbacksSummary.Result.
 type RollbacksSummaryResult string
 
+// ServiceType The service type that goes with each `resource_type`.
+type ServiceType string
+
 // Status State. `unexecuted` (waiting) < `executing` (running) < `completed` | `failed` |
 // `canceled` (terminal).
 type Status string
@@ -637,7 +797,8 @@ type TargetCluster struct {
 	// Request Request information.
 	Request OperationRequest `json:"request"`
 
-	// Response A cluster's response; `null` (allowed by the seed) is taken as absent.
+	// Response A cluster's response; `null` (allowed by the seed) is taken as absent. Every member is
+	// optional: the MSF controller sends `{"status_code": 202}` (no body) or `{}`.
 	Response *ClusterResponse `json:"response,omitempty"`
 }
 
@@ -658,6 +819,9 @@ type ICCForbidden = ICCError
 
 // ICCInternal defines model for ICCInternal.
 type ICCInternal = ICCError
+
+// ICCNotFound defines model for ICCNotFound.
+type ICCNotFound = ICCError
 
 // ICCTooLarge defines model for ICCTooLarge.
 type ICCTooLarge = ICCError
@@ -723,6 +887,36 @@ type ListOperationsParamsFormat string
 type ListOperations200JSONResponseBody struct {
 	union json.RawMessage
 }
+
+// ListICCOperationsV2Params defines parameters for ListICCOperationsV2.
+type ListICCOperationsV2Params struct {
+	// Id Operation ID.
+	Id *OperationID `form:"id,omitempty" json:"id,omitempty"`
+
+	// ServiceType Service type of the resource.
+	ServiceType *ServiceType `form:"service_type,omitempty" json:"service_type,omitempty"`
+
+	// ResourceType Resource type.
+	ResourceType *ResourceType `form:"resource_type,omitempty" json:"resource_type,omitempty"`
+
+	// ResourceId ID of the resource (v1.0's `connection_id`).
+	ResourceId *ConnectionID `form:"resource_id,omitempty" json:"resource_id,omitempty"`
+
+	// RequestType Request type (v1.0's `order_type`).
+	RequestType *OrderType `form:"request_type,omitempty" json:"request_type,omitempty"`
+
+	// OperationStatus Status of the operation.
+	OperationStatus *OperationStatus `form:"operation_status,omitempty" json:"operation_status,omitempty"`
+
+	// Phase Operation phase.
+	Phase *Phase `form:"phase,omitempty" json:"phase,omitempty"`
+
+	// Latest If set, only the latest matching operation of each resource is returned.
+	Latest *ListICCOperationsV2ParamsLatest `form:"latest,omitempty" json:"latest,omitempty"`
+}
+
+// ListICCOperationsV2ParamsLatest defines parameters for ListICCOperationsV2.
+type ListICCOperationsV2ParamsLatest string
 
 // PutICCOperationJSONRequestBody defines body for PutICCOperation for application/json ContentType.
 type PutICCOperationJSONRequestBody = ICCOperationWrite
@@ -815,6 +1009,12 @@ type ServerInterface interface {
 	// PutOperation Operation result notification
 	// (PUT /v1/operations/{operation_id})
 	PutOperation(ctx echo.Context, operationId OperationID) error
+	// ListICCOperationsV2 List operations (ICC API v2.0)
+	// (GET /v2.0/operations)
+	ListICCOperationsV2(ctx echo.Context, params ListICCOperationsV2Params) error
+	// GetICCOperationV2 Show operation (ICC API v2.0)
+	// (GET /v2.0/operations/{operation_id})
+	GetICCOperationV2(ctx echo.Context, operationId OperationID) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -952,6 +1152,89 @@ func (w *ServerInterfaceWrapper) PutOperation(ctx echo.Context) error {
 	return err
 }
 
+// ListICCOperationsV2 converts echo context to params.
+func (w *ServerInterfaceWrapper) ListICCOperationsV2(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListICCOperationsV2Params
+	// ------------- Optional query parameter "id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "id", ctx.QueryParams(), &params.Id, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// ------------- Optional query parameter "service_type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "service_type", ctx.QueryParams(), &params.ServiceType, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter service_type: %s", err))
+	}
+
+	// ------------- Optional query parameter "resource_type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "resource_type", ctx.QueryParams(), &params.ResourceType, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter resource_type: %s", err))
+	}
+
+	// ------------- Optional query parameter "resource_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "resource_id", ctx.QueryParams(), &params.ResourceId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter resource_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "request_type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "request_type", ctx.QueryParams(), &params.RequestType, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter request_type: %s", err))
+	}
+
+	// ------------- Optional query parameter "operation_status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "operation_status", ctx.QueryParams(), &params.OperationStatus, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter operation_status: %s", err))
+	}
+
+	// ------------- Optional query parameter "phase" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "phase", ctx.QueryParams(), &params.Phase, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter phase: %s", err))
+	}
+
+	// ------------- Optional query parameter "latest" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "latest", ctx.QueryParams(), &params.Latest, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter latest: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListICCOperationsV2(ctx, params)
+	return err
+}
+
+// GetICCOperationV2 converts echo context to params.
+func (w *ServerInterfaceWrapper) GetICCOperationV2(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "operation_id" -------------
+	var operationId OperationID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "operation_id", ctx.Param("operation_id"), &operationId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter operation_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetICCOperationV2(ctx, operationId)
+	return err
+}
+
 // This is a simple interface which specifies echo.Route addition functions which
 // are present on both echo.Echo and echo.Group, since we want to allow using
 // either of them for path registration
@@ -1004,6 +1287,8 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/operations", wrapper.ListOperations, options.OperationMiddlewares["ListOperations"]...)
 	router.GET(options.BaseURL+"/v1.0/icc/operations", wrapper.ListICCOperations, options.OperationMiddlewares["ListICCOperations"]...)
 	router.PUT(options.BaseURL+"/v1.0/icc/operations/:operation_id", wrapper.PutICCOperation, options.OperationMiddlewares["PutICCOperation"]...)
+	router.GET(options.BaseURL+"/v2.0/operations", wrapper.ListICCOperationsV2, options.OperationMiddlewares["ListICCOperationsV2"]...)
+	router.GET(options.BaseURL+"/v2.0/operations/:operation_id", wrapper.GetICCOperationV2, options.OperationMiddlewares["GetICCOperationV2"]...)
 	router.GET(options.BaseURL+"/healthz", wrapper.Healthz, options.OperationMiddlewares["Healthz"]...)
 	router.GET(options.BaseURL+"/readyz", wrapper.Readyz, options.OperationMiddlewares["Readyz"]...)
 
@@ -1016,6 +1301,8 @@ type ICCConflictJSONResponse ICCError
 type ICCForbiddenJSONResponse ICCError
 
 type ICCInternalJSONResponse ICCError
+
+type ICCNotFoundJSONResponse ICCError
 
 type ICCTooLargeJSONResponse ICCError
 
@@ -1577,6 +1864,176 @@ func (response PutOperation503JSONResponse) VisitPutOperationResponse(w http.Res
 	return err
 }
 
+type ListICCOperationsV2RequestObject struct {
+	Params ListICCOperationsV2Params
+}
+
+type ListICCOperationsV2ResponseObject interface {
+	VisitListICCOperationsV2Response(w http.ResponseWriter) error
+}
+
+type ListICCOperationsV2200JSONResponse ICCOperationV2List
+
+func (response ListICCOperationsV2200JSONResponse) VisitListICCOperationsV2Response(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListICCOperationsV2400JSONResponse struct{ ICCBadRequestJSONResponse }
+
+func (response ListICCOperationsV2400JSONResponse) VisitListICCOperationsV2Response(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListICCOperationsV2401JSONResponse struct{ ICCUnauthorizedJSONResponse }
+
+func (response ListICCOperationsV2401JSONResponse) VisitListICCOperationsV2Response(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListICCOperationsV2500JSONResponse struct{ ICCInternalJSONResponse }
+
+func (response ListICCOperationsV2500JSONResponse) VisitListICCOperationsV2Response(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListICCOperationsV2503JSONResponse struct{ ICCUnavailableJSONResponse }
+
+func (response ListICCOperationsV2503JSONResponse) VisitListICCOperationsV2Response(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetICCOperationV2RequestObject struct {
+	OperationId OperationID `json:"operation_id"`
+}
+
+type GetICCOperationV2ResponseObject interface {
+	VisitGetICCOperationV2Response(w http.ResponseWriter) error
+}
+
+type GetICCOperationV2200JSONResponse ICCOperationV2Show
+
+func (response GetICCOperationV2200JSONResponse) VisitGetICCOperationV2Response(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetICCOperationV2400JSONResponse struct{ ICCBadRequestJSONResponse }
+
+func (response GetICCOperationV2400JSONResponse) VisitGetICCOperationV2Response(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetICCOperationV2401JSONResponse struct{ ICCUnauthorizedJSONResponse }
+
+func (response GetICCOperationV2401JSONResponse) VisitGetICCOperationV2Response(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetICCOperationV2404JSONResponse struct{ ICCNotFoundJSONResponse }
+
+func (response GetICCOperationV2404JSONResponse) VisitGetICCOperationV2Response(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetICCOperationV2500JSONResponse struct{ ICCInternalJSONResponse }
+
+func (response GetICCOperationV2500JSONResponse) VisitGetICCOperationV2Response(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetICCOperationV2503JSONResponse struct{ ICCUnavailableJSONResponse }
+
+func (response GetICCOperationV2503JSONResponse) VisitGetICCOperationV2Response(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// Healthz Liveness
@@ -1600,6 +2057,12 @@ type StrictServerInterface interface {
 	// PutOperation Operation result notification
 	// (PUT /v1/operations/{operation_id})
 	PutOperation(ctx context.Context, request PutOperationRequestObject) (PutOperationResponseObject, error)
+	// ListICCOperationsV2 List operations (ICC API v2.0)
+	// (GET /v2.0/operations)
+	ListICCOperationsV2(ctx context.Context, request ListICCOperationsV2RequestObject) (ListICCOperationsV2ResponseObject, error)
+	// GetICCOperationV2 Show operation (ICC API v2.0)
+	// (GET /v2.0/operations/{operation_id})
+	GetICCOperationV2(ctx context.Context, request GetICCOperationV2RequestObject) (GetICCOperationV2ResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -1831,116 +2294,186 @@ func (sh *strictHandler) PutOperation(ctx echo.Context, operationId OperationID)
 	return nil
 }
 
+// ListICCOperationsV2 operation middleware
+func (sh *strictHandler) ListICCOperationsV2(ctx echo.Context, params ListICCOperationsV2Params) error {
+	var request ListICCOperationsV2RequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListICCOperationsV2(ctx.Request().Context(), request.(ListICCOperationsV2RequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListICCOperationsV2")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListICCOperationsV2ResponseObject); ok {
+		return validResponse.VisitListICCOperationsV2Response(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetICCOperationV2 operation middleware
+func (sh *strictHandler) GetICCOperationV2(ctx echo.Context, operationId OperationID) error {
+	var request GetICCOperationV2RequestObject
+
+	request.OperationId = operationId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetICCOperationV2(ctx.Request().Context(), request.(GetICCOperationV2RequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetICCOperationV2")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetICCOperationV2ResponseObject); ok {
+		return validResponse.VisitGetICCOperationV2Response(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7F39ctu2ln+VM9w7UzlDyZRsJ7Y894/ESW69N24ysTPd3shrwiRkoaEAlQDtqKnu29wXuU+2cwCQBD8k",
-	"04rbZne2f3QsCZ8H5/N3DpAvXiTmC8EpV9Ibf/HoZzJfJFT//XZBU6KY4CcCv1M0xm9lNp+TdOmNPQJR",
-	"/gNIxm8S2o+STCqagsi7er53S5KMYs+ESHWVLWKi6JVic+qNvVEwejocjvauhsHwYDjyfE9EUZamNG5t",
-	"EQTYIh/7isXe2BOLft6mHwTB0PO9lP6SUalwzmsR41K/TDyZsIhesXjije2H/nDi+RMvpXOSftJf//tf",
-	"oKhUE2/l+d6cqpnAGd69Pb/wfC9LmTf2dm+Hu7q33E1GtwvurXA+uRBc0i4T4shSEZXJq0jE1BuPguEq",
-	"/8obewVJvdXKL4/gLEsUOzHUrZ/ClLCExjDHJs0T8CEVCf5+TaJPHY8DhsEo2BtuOA7dosNxjNYdR7TI",
-	"SRMtcrp0o/iupeVutJDrqU/TVKSaxHqSoyPkjRbyHwQBjiGSBOmj+X4DC46CvUDvSGaJqpyW7ymS3lB1",
-	"ZQ9AeuOPXzz7wZCmxprFbl++evPq4lWn/e4iseqbrrHT/mp16XKUYQ/cd3Z9VfKZ5ZMRpHSaya128Eed",
-	"ZqvMrPza4kbfyOKQo1aXKxTfBUnJnBpaOvr09CV+jKmMUrbQWnJc/ginL6EXEUn7knLJFLulOwPP9xi2",
-	"WhA183yPE82YFdEzm2cpammVZtT3ZDSjc4JT/SWlU2/s/cduqex3za9y112VXnS+Sb3m05OTFyR+X5I1",
-	"ElxRrv8ki0XCIt1392eJuyjsh25JMqlXmcY0vVLLBR2DVj7AJHChQHAKYgpqRoEkibijsfldk7rb4k9P",
-	"Tl6hoJuVVyn6HAryg0gBzwumjCYxzs/4LUlYfAyhXmYISFIJTAHhMUiylHA3Ww5wJacnJyeCTxMWbUuA",
-	"4pgMn4wLu1lqaYgIR5pc00jMKSxSEVGJRvVxaHExc+e6E1kSw1zcUm0U7kgaS+gRUDSdM04SMOsETm9p",
-	"CtGM8Bsqd3JivBbpNYtjyrejRtn90XamxCfKIUH9rbkpJPGc8RANH81XfcoVTTlJtlt03hvOaYo0sct5",
-	"jA0UQ0sztDZc+aovhHiDSnm7VSPLjyHBAVJQM8Jhf3i0vxfsw/VSPZaY4QFYtWtkjMnqlHDGXuT7+cBJ",
-	"pmYiZb8aZ/Lhe6qM8GgbCP+r/zxTs/4FclKIW5gzLX4+ZPwTF3fcB/p5gdoVdUlKb8UnGju7uiUsIdfJ",
-	"lgeFXMUiCu5Aj7a3mChyTSTFhaN0sJhyxdRSMxzO2vs7XUolON3BjWc8pSSa4Rr0/s7OX29rAXDmq0hw",
-	"yaSiPEJzWfVFSyfNG3vB0PqL5ts5lZIg53u51nxs43F2/not4UK9mmEIPZzsP8/f/uDDXSr4DaAh20Fa",
-	"miajEHqWV/BLa1fMWnxgMTLSnKho5sM1iQFdyp2crtuZlQdSdS8IgmctVK27/2OgJE1YLrZIWKkEMnw9",
-	"SHskAuuFhWM9ExeKTe2eXfOkKnarMFY5Abc0RQ+joA4d9looGJEkoelYs6PlwUeijZnS0sZMg3wvMiVZ",
-	"TCE8O3999fzNm7c/vnp5dXL68v15qN2WGUHZAG39jFHMCbWd9Xsgp43WyG+hgDASyVL6WAw0MuJXH17L",
-	"pon3kCxLNUPZpIks9NkPQr0WGY9/d7kbtlDDddqRd0Bm0cwBTB5RuobhODdf5QQ5EbZzLbZQ6W2i82ie",
-	"yf06PBejbj7K2fnrra35FuIy3CQujiV+TJEZWoIU8zSMfjGZDgFfiHh5QT+rZsyKv4Cin5UPmcxIkiy1",
-	"pYQ7pmbAlIRYZNcJhV8yoagEKiOyoDH0tG2hNP5OwsRL6SIhERJpCf/+18Tb8SfcGh7UaSlVWcr1z4rC",
-	"FAO5paKDCccgnnx+Q/mNmnljyz6+h+ZZ+wypDZ4saGZi7uK0NJTh9H+673tzxvOPw/UDvXcwgHrAafGI",
-	"7yTkQfQxhDxLkhB6uZdyvYR8/9rfUgSDFyKBXEvKFYb62MOwnwnkFylKr2ImJDfAw31BPa6JJMXZrWog",
-	"xebu57rpCbY0iEAOLHysjHJZUElc/0wj5VDpPMcnv9RW70I2mxdRHtyqAuxs6mPd1Hz2GmSzuadpV3St",
-	"7dtZd7maVgIIzmm0DuY5Vdb/njIqISraIsOILI1Q6tkvGU2WyAglu5LDIBo+Gx32oyiI+sMhfdo/DA6D",
-	"/sHoYD8Igqeo7z3fm4p0TpQ39rJML3RBFBp+b+z998egf/S8/5r0p5dfDld99+P+Qz4OR6u/eC3i8T0l",
-	"CYpO/cBzxPGLR3k2R1IK1IWZo2UvG8O1Ml0ruU9PTl4SRQ1UW6d2+NNPP/3UPzvrv3wJ338/Pjsbn5+H",
-	"Pny4ODkGAiklCWpBqhUNjlCl+SgYPu0PR/3RMwgOx8OD8f6wSdKCPpdfRuUfkP8xbvzRSrwihmvKiwkR",
-	"6zv7cUYU3BFpghIfOJmjl4OaxWBcIi3hr+q2tsDj7jsfs8g1x1MAjC2gJ6euDDx/d+p4+70XQ2CKzjX6",
-	"WSOKmM+Zuoq3OnirkDOuWFILMBiKJA6tMLhfzwt7R+ODgzZF/XvwRkmgLkrT1T6renbmAUiw34AtO3c3",
-	"1kMPUbDavZ2x5QU2XPneYkbuV9jvdCPNiBHV517hh3sQk0JnlLblqothtQYG7WpTCioHVdl9vqcWqrZu",
-	"wG+weG2ZtZO9T/TeMGM7q2JUDKE/oazJDqR764YqdlaSpqRJEGf8+xb4nkYi1RxKkuTtVKeeHrCO+s4U",
-	"5YSrDjx/oRvq1Ed17eUIzaVftsFs1md18q7o03F5R1Pj9b0YDeq7/jFlqt2RLJViqZ2UgFSTCXovRo+r",
-	"FQfw3u4d7maUQ1hnU42JhnneIgSRTnioI5fw2HquOu42uvVuxhIKYZnFCI3D/n9Jn/6/UmxXiv4jCF9d",
-	"k5YjfqVWreyqTScV4XNDeFDGz85fm/wMGEd7AGEles/TiNqrmE4pj9EpMw6Z9jE1DkGk4E3pbaIHDfF1",
-	"0IRQh8L0lqbLPIGfIxwakNSYF/qHJntnvBnrf1dBCQMBI2XRBywWoLSPrrGjFv+8imXUFzrqx+yGKYgS",
-	"IqXe+L79JqaKsGQMBbyeo+uoPEp83S/B9RJbn/AauJ7jO6CEMHAOfmcgDmhDUfKfHdBwwi1qiL8ZzKwJ",
-	"meW/PQudfKkLWfuQQ7b49YRb99lfh0PWlGGR+Wjou6ftKqwGGbm4xgOTJfd59s4x16f1myy7RqIu1luj",
-	"s7OXL69ms/lcynAAbzkwvsgUOAiRXJBIAz9zKHqA7YH7IxHKOY2RC44n3FhcCSS5I0sJmTRJhIzHNJWR",
-	"SM1QAzjLpIJr2h4GNoxVvQatcVCHq49XcLnx0M5syUmdDlZ7gilJgZ7gybLkPVQmREFEuF6tXPJolgou",
-	"MrnjyrQtY3n3Af9fFBS9e35x8n2r+G4Iyqq1AqbUqZqg6T0f7hT6rO73QO/5Xotz0qw26+rq5QzUdLve",
-	"EKnAjKnP7dg4L2ZVuoKByaKowTfJFOPBaHdKB/yrRo3b16/rrRmQR9SZZPtArCP25fjSpv0D0C+nr+1Q",
-	"L4rbaP+Lhk7dWReEUbd3qtLqrHieXeNP9Bh96Vwt+YD6HKYZNw6yZkBjc415obE+fq3yJl6acc74zcQb",
-	"VBHf0cFBi1w0SuDqS3rNjPE0KG615jISXGnjmh7DnCxRYOl8oZaDjSDwhLegwFoDdYrILvSK89LQVdOJ",
-	"7haiWeeqIgp+U2qL890Mghb89FKfyKOFn6U7XSK8XxOCbizJG2LENRwdog+Vkgj5AVkqfN7/B5D+rxD0",
-	"j2AAV/BP6Ic+VEv2apBbs0bZ4cTh6LCefHDty/P+P0j/16B/NLj6Z//yy9Afjg7bLYyzm3sofsXiLYhu",
-	"1FFnfrqH5E5JSbtBZNx42azNXe4Sl7jZj3lhfTfqdNNqZQtCNzf+8P60sX/sVkzme2vjjKbCbSGD+cWl",
-	"w3GhBY2pK81cEZvHoQ7ETdVv+PWEe/y0UReynDeyBk5JpF/UXedO6WYfx0lG1YAWF165Y2omMqUTlyGu",
-	"MAQzloQeBn4ouMHI2ph+wqTq6OZ0ciJa3JCu/X53z+IRs2rbeBVO569zLrax/p00ZC3pufqzjG4t6bs+",
-	"YY+eRt7MB8HLxJEsHBNIqJI66KjDe72at7KzPh2/xhlxhLTAuBxZP0kp0cL9QVMBQxqqxb1NzN/lwFip",
-	"KeiCpPSqRJE83yOLRSpua1/GTLZ+b4lfbatX4H7XthgXCsNIIo6ZOZR3jpowpLinjNbG67X0WESSxDfe",
-	"cCTS2AA7VU7wvc/9G9Evlhb/LAUfvCd3Z0XgXjTos/lCpJpT7J0C297EuDNv7FEeiZjxG1Pxsir3uDbF",
-	"/2eY2jZ5qCufNanp37siItdjzu2tP7Qkwk6/RVRYr3jZuiaivoYGCbataflmWM01atsEjMadYyq/rJeb",
-	"IA04NuLHCb+vikgr5M11RNv6G/nlt1LhurfgittmXPB2fb2tka3L0UNDXbvuur3deJxrVcf/NuI90EN5",
-	"AK3O12E3iig6gDDj9DONMh2Y9O4IU4zf7MAkC4K9CELzG+M3IfQsUlP+6IQ0vxURDfw24WFEeET1p16O",
-	"71knJCdrOa2OxO0sTuhQoXc+XivNHd3f2OU7E5VYmNQ3pY9aMsmcwkIkLFqiWL5/dX5RFAUC2goJvVEQ",
-	"wF/h7d93LDTF5rj2g6MjDQeYT8MgKJbEuKI3hvOrqM8fbFK+Bml8NJtSJA8r6Y+9o8OD0fTpdH9Enu3H",
-	"o+vD0fRZcHQ0fXYYB3tHe+TBVZ9oDtYiFB/en9ZRxWD/sC2nImmUpUwtz5EM5oyeZ2qm7xu1xqVvFxSD",
-	"4OgT5Ldz7DW3HuFLSPR0Y3hNU06V+UUCSSkkgt+4dzhEEsPeqF9AWBP+4cPpS9tjx0evntiRrceJ/gyL",
-	"8jGnLKHAOCQiIgmkGZcDOFVww24t5mpysxPeW6QCz2YHmK3cFQmVx40LeWizpM1cmr669Zws8+qG05MT",
-	"J/9hoVAky4ySmKbl/Vf30lbpBpMF+ztdmvpnxqei7fhwHmnTsSi4GthzkyvAqboT6Sc3EaNvhtLUbpyl",
-	"MGNSiXQ5mPAJv7gTgPKZTnW6isxZwqiEhN1q8qkZk/mFqzG2fwJPnpydv3bwhznh5IbOKVdPnkAv3L0d",
-	"7jpUGAzCnTEQrnPQ+eJK/2HCAXpTcp2yCI/UuBn2c9lqByTlduNP6jmeJ5UkDw4YvvtwAdV17H5xg9dV",
-	"aPwWwqvEK4depOImpVJSicvCyY9xZNNApKg4SVytwst9Hp2HLzN4Ze4dnUW937DMToZ+PRXvQ1jPT4Zo",
-	"I5DwyGGtJTb2RPMDGAS7LIqaxxAlIost90of10IyNaNcIfGMs0fqcst47ZahDwmTJtVpp7USyPRptgR+",
-	"VpqcX5BSVFfJFxw9r1Au/DIx1ZkTbwwTbzAYTLxVqDn2fRltIqdq5cHmzKRSzZUI6O37w6N9v7iY4QPj",
-	"qKHZLd05zq9QCG67F9VO+8O9wYS/stUJudEjaaon0oSws/dP4xCMXBtBT1hErRmxUv58QaIZ7Y8Ggb6n",
-	"n6AiUGohx7u7d3d3A6J/Hoj0Ztf2lbtvTk9e/XD+CvsMZmqeaH+HKW0h3pZ8Zq9der53S1NpQf9BMAgs",
-	"rMbJgqFNGQSDPRsQa829O9O1zr/i3zdUtelvk4RGA29qofDcLIKZ6xBr3OTArV85jb2xLaX+1avdxR8F",
-	"wcMupBSPPYhP3S+Q2DruNZdJ8z0wCSTReQ7Xunnjj5e+8zbJG3ZLOZW6zIDcSLTvhnTeJXbbReFfdiWj",
-	"zey611acyo6DYA+EmtH0jknaJOl7M9M3RlG9KpQ2zRI6T3wQ7G25pGyby8ObT3vzFaE1h46bYptOvUWv",
-	"rmWBN0wqWdeR60rGZe7CaI37ncz9ix6qHOuC6J8mvOGEaFcozms1w2b1WAhERqaiywf0s41Zp6ZbicdN",
-	"+GuW6NA9EvNrxukAfsSgIEyIolL9FSPV0Add5aERASEV9qZcgb4orKudCoskpjrdPeHOpllZWDqAD7Za",
-	"qXxrROtidsNFSuNjVLc6CV1WBNkyqsGE4xmbkfB7qVJK5noLDfnBc3ArV6VXfd3kY+Oiy8vaSeUXXIq3",
-	"TH7JaLosnbl6zV83/q3WZ678xg0DfTjoGa6bt1JP2PHJlLIus2XG0veZEbl22rxysduMtq6zOZuJTZHU",
-	"G2drqY984OsweU6luYTTqfXRmAQ9ram0Meze5GSoMnJ+v2/dys0wlfXmIT5KUtvdocuv0fIm54gCU31m",
-	"iwsjne4LWq7++nhpdGL9kTS3kk1PUDhEa0dqqeReUy9dK2Xuekus+WRX0dGmQ9pKasdu1tUtYi7TNbZG",
-	"uT3Z0laSvOaOVb342BkHT+9OXpEoEpktMvYC5z/P964Jj+9YrLMXQ/2N7U/jKxs5XZE4xrBEtxiMgmAw",
-	"1O5llbNnQmdL6GdTRHu1ECyfkk73g9GzZ0E/CoYjQ+mjZwfDktL7emLLxHagX4TMSfa3jKSEK0or1c0d",
-	"8ItV/rZU58dBqpdA1lj6puWR0FsIKdl1sgQuuH21Yt/IUtuUhcztVh+N0r2GnXrVH3c56Dhb8bxB6UB1",
-	"mat0l6ruTAWb+Xi5qvm0rlZzfBwWResdnFrcrBG7qvlsW3DZpJq5v/S9RdbiLX2QZaahJUosL5DUFXHF",
-	"jRrAD5TG6GNMeMVtGoCRdA1dDnfMSzj69rYBM3dq1+kIjyGvx3VKRZmi84HBQEKtMUKYm2rcRBeACwhL",
-	"9RKOIWwmdDG6byoZ/QqGBi5aE7uhHtpsITyGsJHlNQ1Mzjk8NgPVs76mjUlHhxpOCGvaOjRm7YHXaSx8",
-	"Efr5HuZ5gXKnyzVP4Af9WFdRnz5uH96+6WWsrtR7cQbyzZFBzKZTmlKucCH1V8H07syNg95+cLQzgOc5",
-	"G8xxpZ8oXcgqJ3wnQf9uXWYc1TCiqew3wb+mpGPPQuOTGpbhkAh0UyOSl89X/dN3WcU9LW3Ii9KEdLX+",
-	"lnPqr51yyH+Ail0rjPgfZrW/NYPcNLiu3VutHm7itjFv5jLdqppQQB9xtZU/+PAF2DuM9z+/p8s3zKsX",
-	"2qiOjHn8UxcUaZaJ/wQjv9/RYFceDtwPjjp1Kp7Ywj7DbhMVL+N8ox6IOVYg7RB2j35WlEsm+M4a56QL",
-	"7lIWPA4gNOWnf02YVKF5vSWmU5Ilaqdi3p179LE8Lro5BZNheT+nBvnnxZcmsVItvxzAWweZqWSkQx1r",
-	"op/iulch9PRrMVon7vglcDOAhyEe3eGO0BBnKlLcvEZ3fPQeyq3r39bs2kDw60Jg+6iHqxMt/TE+Zjo6",
-	"zmNi+9GZ+PeJkONKXX/Jm80z3xDm/hkPgm/3qnfHF7u1hCXriLKWGqYa/2PbyhvPadeDP8Fph7tK9ZsB",
-	"K79je+f+ho07NxgS2d16VF+V7GoFKk/+ddXO7vN3XbVz7RmwunZG8m1Q0H+jSqFnq/N7YloSyDrR1FHM",
-	"czltU8wt8WKrnkb6T7MkyR1lG99ZaFrOyKK4+Vm9wlco+L2dAVyweS2FN+F2iNrFyfKyv63Gy6uGsbMw",
-	"L6eMC6tggo2ZSGIbvLQp2r9RVfXbv0oxRe6/VdB2yHnj3ZZ/3qC74+k8PtEuFPVrkX+0aOwH+506FW8h",
-	"fvvi5NyDQZ4uLvuVfke7cPm/B9RyjkKg8/zNYoyHF0VMuBbIiVcvyph4OyXq4uItFU/Coik6QUvUTEfx",
-	"uoi85hblmAL9JSMJRu9BcdHelEaE+Zm1gRht0EX1tlHbkKVuaVz4NuUMD7ngPZhwwG0ui60Ut7dlcX1b",
-	"Qi/URnMvGF4ZVDh0UQtdo9dcaANAIbVnaWdCUgjrTosees3TubrUhVPf9i0BFANm1B/aFZyauha3ZrKl",
-	"UrJZH/lbfgK/laWRprhL3x53XtQlFUjHmgslgHCdPbdr9FvodVS+goCUts/C549N6JPRQBAlqiwl0/uq",
-	"kNFJXsIoCDTp8xymY0ts/tK8v2zGMcek77DkF7OwZZfHIif8RL+iKw3f6Df2p6mYtz6lK1JdJmULVdx3",
-	"wfPqzhIXTUVCj4HwpeBUv+0AN1RJ2A/2iich1sBVj4NVfZ2587157d+V6TZE5V+j2dpodkJpmpa1KpTO",
-	"VRjoiVR/QdrZUCcxtJLM34A1t7P/cMt81KnTg6EL91Hfb9eav930tETTMdaDp7ftUbdJruoiru8koAax",
-	"eT3ohXPyiUKa8VC74ZRjUA4zpRbj3V1dzDoTUo0Pg8Ngp6gr29X23q6gDRJpq9aEnr4tFwSBD4VXre+O",
-	"5/51Gcrjploy6PeUIxYz7PswqSWg0EEox2dR1DJ+XoZldaQtz0E35NqgDjlca4uBLlf/EwAA//8=",
+	"7H39cts29uirnOHdmcgZSqZku7Hl2T8cO2l9G9eZ2NnebuRrwiRkYUMBKgHaUV3t2+yL7JP9Bl8k+CGZ",
+	"Utwk/U37RycWQeDg4OB8n8MHL2LTGaOYCu4NHzz8CU1nCVb/Pj0+Pp/hFAnC6D8GbwgX8leeTaconXtD",
+	"j1EMzA7wfO8OJRmWQ/IfuTf8oFaYEnEdI4EFmWJv6A2C/nfd/qA7eAHB/nDnYLi35/keTlOWesOHhe+R",
+	"WM4/66L9IOq/GOx30WyWsjvs+cXk11wgkXFvqLaQYCGfziaIyxXM+OuIUYojA2CKIzxTry6Fpb833O2r",
+	"ob9mmIvrGxbP5ZaceYYP3g2i8T2JxcQbev0g8HyPIjXZhN1ib7Eo3hfzmfz9OMVIwZdizrI0wtdqh/n2",
+	"oiiIuv0+/q67H+wH3b3B3m4QBN8FO2ry/CUzG7rn5Y1xnN6R4vmr4zfD4cXJq0/RBNFbPBwe/Xxx7I4X",
+	"mCIqNAw7B/t7g/F3490BerEbD272B+MXwcHB+MV+HOwc7CBvcSU3VCaGiwm7LxMDomBwHkMJtjpVaHz+",
+	"RRN/ZpqQ+8np4djgOq6QBNhDiIETepvgbpRkXOC0mW0kiIvrbCbP4To/iMF3/f5g57of9Pf6A3nUUZSl",
+	"KY4bRyjMFMRgKcaO6QZB4BykOjV1lt7DyOMJUUcw8obmj25/5PkjL8VTlH5UP//3PyAwFyNv4fneFIsJ",
+	"kyu8Pb+49HwvS4k39Lbv+tvqbb6dDO5m1FMHz2eMctxmQTmzJuLriMXYGw6C/sL+5NB17JWO4CxLBDnW",
+	"2K2ewhiRBMcwlUPqJ+BDyhL5/AZFH1seB/SDQbDTX3EcakSL4xgsO45oZlETzSxe2mF82+ByO5rx5dhX",
+	"jEWhWC1ycCBpowH9e0Eg52BJIvGj5OIKEhwEO+ZyZokonZbvCZTeYnFtDsCIRv2HRk2FNPPdnrx68+ry",
+	"Vav9bktkVTddIafdxeLKpShNHnLf2Y3DPw2dDCDF44xvtIMvdZqNd2bhV4AbfCPASYqSMnXhezOUoinW",
+	"uHwoLvPpifwzxjxKyUzLl+IhnJ5AJ0IcdzmmnAhyh7d6nu8ROWqGxKSQPKWrpzdPUsmlRZph3+PRBE+R",
+	"XOpvKR57Q+//bBfK4LZ+yrddqBYLZ5NWR3yJ4ncFWiNGBabqn2g2S0ik3t3+F9dS0uiXaiTKlFhmaYxT",
+	"JaaGoJgPEA6UCVD65RjEBANKEnaPY/1cobod8KfHx6+UBqEgL2P0CHL0A0tBnheMCU5iuT6hdygh8SGE",
+	"CswQJEo5EAGIxsDRnMP9ZN7ztGZ0zOg4IdGmCKhoL8NcbhZcGiJEJU5ucMSmGGYpizCXQvVpcHE5cde6",
+	"Z1kSw5TdYSUU7lEac+ggEDidEooS0HACxXc4Ba1Q8C2LjNcsvSFxjOlm2Chef7KdCfYRU0gk/1bUFKJ4",
+	"SmgoBR+2UJ9SgVOKks2Atm/DBU4lTgw4T7GBfGqup1aCy0L9ExOvWUbjzyU8Eg+BMuBZNHF0syeB/6fq",
+	"tDBmKYgJ4eZcOkRAzLC+8/gT4UJdR5wweivHAKJMTHAKWkPN6eySsTdSIG22d3ndh5DICSQ0iMJu/2B3",
+	"J9iFm7l4KhYjic+IHM1fCC8vCWfkpd3Pe4oyMWEp+Q1veJ6lGZ5sA+H/6x5lYtK9lKcVyi1MiWI9PmT0",
+	"I2X31Af8aSYlizy4FN+xjzh2dnWHSIJukg0P6kLbMeBO9GR7i5FAN4hjUCSJgcSYCiLmYKwn6PyI51ww",
+	"irfkxjOaYhRNJAxqf2cXrzeVfnJlabBxwgWmkVQVynp4oaB6Qy/oG11Z/zrFnCNJ+Z6VGE8tOM8uXi9F",
+	"XKig6YfQkYv934vzn3y4Txm9BSnEtyQu9ZBBCB1DK/JHI1M1LD6QWBLSFIlo4sMNikGq01sWr5uJ1DWx",
+	"uhMEwYsGrFZNnyFglCbEXluJWC6YJPiqgfpECFaAhUO1EmWCjM2eXdEsSjI7F9QWgRuK4fUwqMymnQYM",
+	"RihJcDpU5Gho8Ilwo5c0uNHLSLpnmeAkxhCeXby+Pnrz5vznVyfXx6cn7y5CpbJNkLwboCS/FjwWUZtJ",
+	"/jUpbbDk/uYMSFphWYqfioAG+vpVp1d3U9u6Ei1zMZF3Eyc852ebaRQb3Lt+AzaeTCF5/Hb1w6EVX8UC",
+	"FgmbqRYbsPSmq/NkmsnjPNxeo3Y6ytnF642l+QbXpb/qujiS+CmvTN8gJF+nJvTzxZT5+5LF80v8SdTt",
+	"dfkEBP4kfMh4hpJkriQl3BMxASI4xCy7STD8mjGBOWAeoRmOoaNkC8bxMw4jL8WzBEUSSXP4739G3pY/",
+	"okbwSJ6WYpGlVD0WWKnV8h+9EfV8b4o+vcH0Vky8oSEf3zOuYC5SYzgah6H2N+Snpdw4zvvf7frelFD7",
+	"Z3/5RO8c/0fV2Da+mGccrAPhEEKaJUkIHaul3MzB7l/pWwJJAwFxQDccU9GDV3c4ncMUT28U1x9RphZA",
+	"iT62s4vXIGlSkVYKHNOYQ/gwch0wI28opfZCqS+K4rXG8rAINeYkTJrAtZtklkr+IIh2eFjn/2qXiQYq",
+	"p45FxQW0+vULNfRYjpTkZpDNbv6FI+Eg+8K6eB8qILper9UrFee/KPnGVr1jtF27esXrtfpNPS5/deH6",
+	"pD64cBfQXDUhII9bNHnKToVR48cEcycWBTZkAhklv2Y4mfckh8mpvmXgZczSKRLe0MsyBegMCak/eEPv",
+	"/38IugdH3deoO7562F903T931/mzP1j8zWu4ZT9glMgbWD1w67R98DDNphKVTLLUzGHWV7XpKsg3czSh",
+	"+/T4+CSPjVWxHf7yyy+/dM/Ouicn8MMPw7Oz4cVF6MP7y+NDQJBilEhmihW/kjOUcd4caKugNMfP1cOg",
+	"+AfYfwxr/2hEXm4K1u+LtjSrO/t5ggTcI65tGx8omkplSfIZ7SZkaeFBLG9rA5fmY+ejgVxyPOduaLXi",
+	"N6bYvQNHb08do6Hzsg9E4KlyIFeQUg3QrnPwhq9nVJCkYqcQeSXl1ALHq2jBBoBr3PiPoI0CQW2Ypst9",
+	"FtUA1xrO9Ka4dcvXtYhQU+Sk9ujLcuSlHLjIY+Kr33irBi2ag+SPOl5ynrGoh85bCBgpPOu3oHRQpd3b",
+	"PTVgtXEDfo3EK2BWTvaxq2fzY8rXyE2FefDkXeMtUHfuWjw2wJ+mqI4QZ/7HAHyHI5YqCkVJcj5W0bs1",
+	"4KjuzMkXWD3PpRqookdl2IsZ6qBfNXnrjOrrhK6lakj5PU618vhy0PNquSpr8kRC4fT4WP14N+gFzzjw",
+	"CZph6Lzc+YtXLoqMnJZUlB+EEr4nWCCSLDnefOPPuI5yHCqtHO4nWPncUiNGqXZWfA1u+2dhm9Vko9an",
+	"VciI2hGZBZSTFzp3fXU3woIDh9p3W8pmartuWabWlj49sVpTrsPnAJREQhWGNnLxnRlsRWM5ceoRU02P",
+	"ta9+Pk9UUq0EQXU3ZQxXDvoPEIL6vvsrubW/JFf0SWXhPwZPKQ2LHMYlQK4L2jJQHoXk55SIZo9JIaIK",
+	"mSAYpEqQQ+fl4GllUQ/emQ1olhtWaUgF/0KbnBACS0c0VPQRHhoXjXKlaIl2PyEJhrBIVTD+lT+/xv/H",
+	"iEBtb0ocGoMT6WwFVxsBg27QpHSYW5GMJnPlWxzRhmMzb/XgyFGWwu9fXcK2nHW7uDchdAqZK0Xtljy0",
+	"v0yVljK3Inba0UdZADWqRh8JjaUIzMVfWVFEkeDA6CGE5TRgc47Ge/o0EqpqghUzfqY5VkJ8E9PM3fc1",
+	"nnZpfL+KzEF76HqG6m30wKZwKcyNx5jGhN4aT45yTintAnFG60y1Hr2ocVUnmhEqVzxWrmqTPGkjLCog",
+	"qmJu94ibzCmt2hvHXTkookPQErOUCcgBEMq5p2JXDY69ciylCuigG5NbIiBKEOdq47vml1gxpiHk4X0b",
+	"3Zc8vYjv+0Vwv4jtj2gluG/jSyAY0+Ek+ZsOsUBTFMc+doKWI2qilvKZjtnVQ3b22YvQyVVzQ+Y+2JCx",
+	"/HlEDcf0l8VBKzIqz7yoiaHvVthHRcjKjausmazxmEvQOebqsn6dZJfcqMvlSsLZ2cnJ9WQynXIe9uBc",
+	"msazTIAToeIzFKnA0xTyN8C8IfeHInnPcSyp4HBEtanOASX3aM4h45qPZTTGKY9YqqfqwVnGBdzgZv9x",
+	"TYeo5v/XDmp/8eEarlYe2plJ931YYvPodGDoKDFbSEsQUmZHiCpo+ZxGk5RRlvEt906bFOK37+X/82Tu",
+	"t0eXxz80Xt8V3txynqZOMy8niHSO+ls5P6s6TKBztNOgM9Yz/duKLktAdan1BnEBek51boe5GW+zRwnP",
+	"E0p9ncyhFUul5apIwaJWX/D5cJ3rCWmEnUU29+C2DJo5Tjg9XmsLOL3T6z7V7t4Vc6rtQefs4vUg6O+/",
+	"3DoEJ3KcO80S8hFDWMJy2FsnqOfszLxQLZdYqfrkA3WINBVPhooLOdtnIqGdqltouG4FRfXqXmQ38hE+",
+	"lHq9ZeM+SPkH44xqO09Bp3UULY5xrK6LEhEjL80oJfR25PXKEfrB3l4DH6mVa1RBek20sqGj7uX6oCKM",
+	"fghTNJcMDk9nYt5bGbQf0YaoveLYrcz9SwWxLWNa1G3Bdta/UUZLrMOvc7n8fFdHm3MK15bbk/k2Cgup",
+	"CKV/jnej0cyUFymOic5HeOuArPFZcTnQug/W1+QaSdU+hg6iJo9Fr7vlw+P5KF4VWN/71L1l3Zxg439J",
+	"rfsduj/L1Zd8QJdMZyxVGDdVLWa8lvQTb+hhGjGpzOu8o1JZXFN+QB8Eg/5gX6rfKYrk1ZC3Kzzq/hNQ",
+	"9zcIugfQg2v4N3RDH8qVNpUwb7200LmU/cF+NW/GVU2Ouv9E3d+C7kHv+t/dq4e+3x/sNysnzm4eIb5r",
+	"Em9Af1qStb5aj1Cfkw3drEsRqg000mRptbG63bSaaa64rZQSetTC1HGtHvz+3Wlt//K1fDHfW2qi1qVh",
+	"Axr0ExcPh7lA0FpSoSHl3rY4VK41XawXPpoJNctuEsInOF6eEyU3MfKGMPJG3iLUiWmUQehkKoXAKKAR",
+	"DSNEI5woIAqnA43V4xwoZcrcTxiXwkBkM1N42oMj7RrUwHJAKba2gGQcjpD45lKtql4sJ8XGKcHy3Wpz",
+	"7Rxcqdc7mVvLGbA6EJYJlSwYSlyEoOfiSqEByXGCgdETugnhoqVq30qfalC92773h2vTjSloNV26Jbgb",
+	"Z69touY6L5e13ZbAfp5CuonG2EqUVDISF19LUavwguVJuVKpscN8ycXyrC6eK7OQYMGVYV+NbHQqGu7W",
+	"8pTbJQqswxRyV7fDW/LWEO8VFjzfO8GKvTSxlbfWP15wJjxDaaXPRWPzi5jwxt8N8stjFQTub03AuB7x",
+	"tXTPWqmc8YlV8jQilCQllfQraJcV9lNTx76GTtJ0H0pxhUZXUjWsMKwHEDq2Ek6F/cPVbUTCLX9EQxMR",
+	"cAIF5mBD6NQn0IGGYg6D3XBLhxdrk7WaJDRX0l6JWneUpTA2PVtC6WV50BDAtaKlJMolcR9WtCxiOUnh",
+	"JCs59SYoNnkvfmPq75PoOlZIOV1EvmheuVm+7CFrJZqr1QcbJ5ZXYaihYFOV9JthCa7GsokzSBMoEbZp",
+	"jFUVVPCl5hsa0ccqOlpUXGyqh9omLIVgdLux5F1P5L1qvOCbKkPVe7SuG8vAXdWLVh7nUln0Z0Pemprk",
+	"GrhyU7UahWFJ0KnAzi3DXNvFyksbluL7oRviebS7Vlux12ZoI8IvlrmdBRK4B2FG8SccZcqR0LlHRBB6",
+	"uwWjLAh2Igj1M0JvQ+gYJ3Px0HFB/F4Y+7+X3AIdG8qpCN5iWeU5M6s4FnOJnOx8K3Z43BjVfquNcRMR",
+	"8/WhKcaDphhmLCHRXHKdd68uLguxLKUmh84gCODvcP7jlvGqk6mEfe/gQLnv9F/9IMhBIlTgW32xyw7r",
+	"LywxlwSVvqzIzPNESpHuRxvIrVtgKKXdUo/i+3en1YBIsLvfFD7nOMpSIuYXEg36jI4yMVGtLRrdMecz",
+	"TC8Eij6CbQRhu5YgOodELTeE1zilWOgnyr8FCaO3brsAlsSwM+jmLucRff/+9MS8seVL4xKZmY3hIzU7",
+	"Etk5xyTBQCgkLEIJpBnlPTgVcEvuTLhIK60j2pmlTHnmgRinPEswP6z1vZEimZskFf2uGj1Fc5tfeHp8",
+	"7IS6TRRHomWCUYzTos2U2x+ksMbQjPyI57rUltAxazo+uQ63eb1ZIpQj3o2jA8XinqUf3Zi7asCEU7Nx",
+	"ksKEcMHSeW9ER/TynoG8n+lYZSagKUkI5pCQO4U+1XbGMPqhHP8cnj8/u3jtuN2miKJbPMVUPH8OnXD7",
+	"ru+kx/V6vXBrCIgqt6oFrlCPRhSgM0Y3KYnkkWotyvxdjNoyXli58efVcP7zkuovJwzfvr+EMhzbD64P",
+	"xebrIVpGXjH1LGW3KeYccwmWXPxQzqwHsFQyThSXk8qsSqeiSUWyRpFmpfzHcr9hkYgS+tWsKx/CaiqK",
+	"Ms4k4iWFNSa5mhO1B9ALtkkU1Y8hSlgWG+rlvoQFZWKCqZDI07osqt5bQisNbXxICNdZLWZZcwOJOs0G",
+	"/4O5Tc4TiSmsAmA5RU9LmAsfRrqCTzvce73eyFP1xiPLvCU6JaUq5kGmRGfN6Op76Oz6/YNdP+8B4AOh",
+	"kkOTO7x1aKv1GTWv56713f5Ob0RfmUQ0K/RQmqqFFCLM6t3TOAR9r/VFT0iEjRgxt/xohqIJ7g56gWqH",
+	"l0hGIMSMD7e37+/ve0g97rH0dtu8y7ffnB6/+unilXynNxHTRKlzRCgJcV7QmdHMPN+7wyk3Qbpe0AuM",
+	"N5miGZEypRf0doxfRnHu7Ymqh/1N/vsWiyb+rfONpIDX2cgqNGJ0BcNDjHDjPTdV8TT2hqbc9jev0vJu",
+	"EATr9T7Ieyqyj+17FZha3yV9i+weCAeUqLikK9284Ycr32kB+obcYYq5yihDt1zKd406T7X23ZaXf94W",
+	"jcY/4XZIcJL49oIdUN267gnHdZS+0yt9YxhVUMnbpkhCZX7sBTsbgpRt0qdq9Wmv7kax5NDlpsiqU2/g",
+	"q0tJ4A3hgld55LISOm5VGMVxn3GrX3QkyzEqiHo0ojUlRKlCcZ6iXk8UDgHxSCfv+iD1bC3WsX6tcAuP",
+	"6GuSKM9ExKY3hOIe/CyNgjBBAnPxd2mIh77Om1cOD8aFfFsFKpGIVEJoIZHYWNmAI+psmhTFhz14bxJT",
+	"i5aeiheTW8pSHB9KdqvyZ4rkT5Mx2xtRecZ6Jvk7FylGU7WF2v2R5+DWjnCv3ET0w0Nj5VRDE4S8Zeiv",
+	"GU7nhTJXTe9uR7/lComFX6u4VIcjNcNl65ZSx1t2Ji2qBBpWLHSfCeJLl7VJ6u1WNFUG9dW0bSpRvXK1",
+	"hlT4NZuw2tBeHYTTsdHRCAe1rE6q1ORep2QoE7JN3VkGuZ6mBK818eVNauovcfU5XF6H2uWFKXezpkzf",
+	"zqWfG7jSPLHai9xNWlYL5ArRE3y4oFJM1LaTSL0z9tqt7d2SmiJq+GUa3qN7fo2iiGW2a3zg/Of5DQ3x",
+	"zfs4vjaW0zWKY2mWqBG9QRD0+kq9LFO2aqDve9g4xK5njNgl8Xg3GLx4EXSjoD/QmD54sdcvML1b68Tv",
+	"e78yblH2fYZSRAXGGzTA1y2cW/ehLDcKWCLp65KHQ2fGOCc3ydzUY0mtYlffpaYl8zu3Xe7NrN7qt3qr",
+	"2kd0r+VqeSe9QoFqs1ahLpXVmZJv5sPVoqLTulzN0XFIFC1XcCp2s/LYlcVnE8DFkHLCypXvzbIGbek9",
+	"LwIpDVZiUcJZZcQlNaoHP2EcSx1jREtqUw/0TVeuy/6WbrqqGoVpZ+ZWtTosz3XmblUAEXja0z6QUHGM",
+	"EKa68CJRtT6sVNw9hLCeVyCt+zqTUQ0XleOiMb8gVFPrLYSHENaSDfQAnfoQHuqJqskHeozOigiVOyGs",
+	"cOtQi7U1C1ptqaRv9zC1tSitylufw0+qJ3ZeijRsnt60ztZSVzU5dify9ZFBTMZjnGIqJCDV5ttqd7q4",
+	"rLMbHGz14MiSwVRC+hHjGS9TwjMO6rlRmeWsmhB1EZc2/p9XS+q1TqpJhkLCpJoaIVspVdZP32Yl9bSQ",
+	"IS8LEdJW+tvPyaz7nZkvJrW/NYH8+Bdo1v/Gy/riTZezL8oBBakjLjbSB9cHwPS5ebzLvcoi0g0WlVAd",
+	"aPH4VQGKFMnEX0HI77YU2KX+/LvBQauX8m7O8p1+u4XyJqzfqAaijxVQswu7gz8JTDlhdGuJctLG71Lk",
+	"+fYg1Onif0+IyqTSNUJjlCViqyTenf5BMT/MX3PyhMOiFLPi8reJSjqwUs467sG545kpV0spW5OWeg9I",
+	"ydFRhSCKJ275heOmB+t5PNq7O0KNnDFL5eaVd8eX2kOxdfP1gcZdaxf8MhPYNH50eaLBv7SPibKOrU1s",
+	"/nQW/mMs5LhUklTQZv3MV5i5X+O7W5t9PKvlh7HUDUuWIWUpNnT1zIcmyGtfraoaf4zidTqBmEqehd9y",
+	"vFN6ZuzOFYKEt5ce5Q8YtJUCpe7ybbmz22m9LXeudJyucmeJvhUM+nsshNRsVXyPjQsEGSUaO4x5ysdN",
+	"jLnBXmzk0xL/4yxJrKJs7DvjmtYN5IxTvFytnTP4na0eXJJpJYQ3omaKSo180W7HJBva5HX5MtMd44a5",
+	"VNDGxoQlsTFemhjt91iU9fbPYkyR+0nApkO2g7cbviLYXvF0GhQ2X4pqBfyXvhq7wW6rl/K2+9/+dXLq",
+	"1iRN53XKhd7RfLn8P8LVciEvgYrz15Mx1k+KGFF1IUdeNSlj5G0VXhfX31LSJIw3RQVokZgoK17VMlTU",
+	"IutTwL9mKJHWe5D3VNGpEaE9syYnRpProlwd2DRlwVtqvT10OsM6vTx6Iwpym/N8K3mjDp536uDQCZXQ",
+	"3An619orHLpeC5WjVwe05kBBlS+gqALDsKq0qKmXfKVFpbpQ7NvixNyBop0Z1W+6MIp1XoubM9mQKVnP",
+	"j/zdnsDvRWqkTu5S+aTOx1tQyaVjxIXzrSsNo9+Ar4Oi4Y3EtPn6mu0rpE5GOYIwEkUqmdpXCY1O8BIG",
+	"QaBQb2OYjiwx8Uv9qR89jz4mVUpl6xHlyDbfJRjRY/XBFq7pRn3KbpyyaeNXW5guVjWJKu4nqGx2Z+EX",
+	"TVmCDwHROaNYtfGBWyw47AY7efefJe6qp/FVfZ64871p5fOt7aYoffR1Y6HZyktTl6zlS1lqEsBS9QNq",
+	"JkMVxFBM0n5uRDeW+OKS+aDVS2u7Ltzvx3y70vx8VRehZsW43ClwpS5sE+HY2LYZrMdiQh84VtlEKctu",
+	"J41dl4d5EveI2uxaalP+gEdsJjWSWmIJNOWV5Ongyh8xop3Ns0ucDktyQpNTEo5omiXYh5kaavIsoJaH",
+	"snaqSN5dbV3HSSlV5B+Dx7wn7jdml3lB1kgKKX85tp4z4dZbVNr7Llu90hm3HRylJr11ON7lPRVXpKdU",
+	"e/C2W7nc2bEhZ2OdvsaPAPaE2TptOj0vg6bUjPgJ8niKzJqyqv0VMmy+bErR6Rg4Fk6GmsnkWZ6cVhDR",
+	"/7qEHkbxo2pRQwvqzSJY+ct/pWg8YYoGh44r4StRke7doFnNaOuBO6f48Y849OCIAom1NVb+5nBhpRVf",
+	"Hh7R8qeHlTm2G+wOK58kfsZVtEEKcRvXv8NIt75p0kxG1FVNljjjKv3FP/vurX+FVIP0Ta+QeXm1p/qr",
+	"hDl3W723tkPuC18uiV833Pjo3fo899vCfBihWXEURfnsMw5StzWJfdAJp+gjhjSjofLDSw2eUZgIMRtu",
+	"b6tqtgnjYrgf7CuwdWHJtnL4mS00xUSbyrWgo7q2BEHgQ+5WV83erIO9kH7SqmkQuY/UI+Ur7PowqrC3",
+	"kefOT6Joyfx5J/c7gu9zy1haEatWzpvB6+alAi5OfoROiKOExx9Df0S1Z8vEIyWbuhtoI+X4zakeGCUE",
+	"SBQ5c8vz+J1P2H24peqagNh6/HwTknTq+7D1JMbZY+oMYJayGx0+tXknpqrhavE/AQAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

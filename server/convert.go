@@ -26,8 +26,14 @@ func operationFromGen(in gen.Operation) (store.Operation, error) {
 	if out.LastUpdateTime, err = parseMSFTime("last_update_time", in.LastUpdateTime); err != nil {
 		return store.Operation{}, err
 	}
+	if out.ReservationTime, err = parseOptionalMSFTime("reservation_time", in.ReservationTime); err != nil {
+		return store.Operation{}, err
+	}
+	if out.StartTime, err = parseOptionalMSFTime("start_time", in.StartTime); err != nil {
+		return store.Operation{}, err
+	}
 	if in.Response != nil {
-		out.Response = &store.Response{StatusCode: in.Response.StatusCode, Body: &in.Response.Body}
+		out.Response = &store.Response{StatusCode: in.Response.StatusCode, Body: in.Response.Body}
 	}
 	if in.TargetClusters != nil {
 		out.TargetClusters = make([]store.Cluster, 0, len(*in.TargetClusters))
@@ -73,11 +79,13 @@ func clusterResponseFromGen(in *gen.ClusterResponse) *store.Response {
 // the underscore form, absent optional fields omitted.
 func operationToGen(in store.Operation) gen.Operation {
 	out := gen.Operation{
-		OperationId:    in.ID,
-		OccurredTime:   formatMSFTime(in.OccurredTime),
-		LastUpdateTime: formatMSFTime(in.LastUpdateTime),
-		Status:         gen.Status(in.Status),
-		SubStatus:      in.SubStatus,
+		OperationId:     in.ID,
+		OccurredTime:    formatMSFTime(in.OccurredTime),
+		LastUpdateTime:  formatMSFTime(in.LastUpdateTime),
+		ReservationTime: formatOptionalMSFTime(in.ReservationTime),
+		StartTime:       formatOptionalMSFTime(in.StartTime),
+		Status:          gen.Status(in.Status),
+		SubStatus:       in.SubStatus,
 		Request: gen.OperationRequest{
 			Uri:    in.Request.URI,
 			Method: gen.Method(in.Request.Method),
@@ -85,7 +93,7 @@ func operationToGen(in store.Operation) gen.Operation {
 		},
 	}
 	if in.Response != nil {
-		out.Response = &gen.OperationResponse{StatusCode: in.Response.StatusCode, Body: deref(in.Response.Body)}
+		out.Response = &gen.OperationResponse{StatusCode: in.Response.StatusCode, Body: in.Response.Body}
 	}
 	if in.TargetClusters != nil {
 		tc := make([]gen.TargetCluster, 0, len(in.TargetClusters))
@@ -137,13 +145,15 @@ func clusterResponseToGen(in *store.Response) *gen.ClusterResponse {
 // body strings.
 func operationSummaryToGen(in store.Operation) gen.OperationSummary {
 	out := gen.OperationSummary{
-		OperationId:    in.ID,
-		OccurredTime:   formatMSFTime(in.OccurredTime),
-		LastUpdateTime: formatMSFTime(in.LastUpdateTime),
-		Status:         gen.Status(in.Status),
-		SubStatus:      in.SubStatus,
-		Request:        requestSummaryToGen(in.Request),
-		Response:       responseSummaryToGen(in.Response),
+		OperationId:     in.ID,
+		OccurredTime:    formatMSFTime(in.OccurredTime),
+		LastUpdateTime:  formatMSFTime(in.LastUpdateTime),
+		ReservationTime: formatOptionalMSFTime(in.ReservationTime),
+		StartTime:       formatOptionalMSFTime(in.StartTime),
+		Status:          gen.Status(in.Status),
+		SubStatus:       in.SubStatus,
+		Request:         requestSummaryToGen(in.Request),
+		Response:        responseSummaryToGen(in.Response),
 	}
 	if in.TargetClusters != nil {
 		tc := clusterSummariesToGen(in.TargetClusters)
@@ -198,6 +208,12 @@ func iccOperationFromGen(id string, in gen.ICCOperationWrite) (store.ICCOperatio
 		OperationStatus: string(in.OperationStatus),
 		RequestBody:     in.RequestBody,
 	}
+	if in.ResourceType != nil {
+		out.ResourceType = string(*in.ResourceType)
+	}
+	if in.Error != nil {
+		out.Error = *in.Error
+	}
 	var err error
 	if out.ReceptionDatetime, err = parseICCTime("reception_datetime", in.ReceptionDatetime); err != nil {
 		return store.ICCOperation{}, err
@@ -249,6 +265,53 @@ func iccRecordToGen(in store.ICCOperation) (gen.ICCOperationRecord, error) {
 		RequestBody:       item.RequestBody,
 		TenantId:          in.TenantID,
 	}, nil
+}
+
+// serviceTypes is the ICC API v2.0 service type of each resource type.
+var serviceTypes = map[gen.ResourceType]gen.ServiceType{
+	gen.AwsConnection:           gen.ECLSDExchangeAWSConnection,
+	gen.TenantConnectionRequest: gen.ECLSDExchangeTenantConnectionRequest,
+	gen.TenantConnection:        gen.ECLSDExchangeTenantConnection,
+}
+
+// resourceTypeOf is the resource type a service type filter selects.
+func resourceTypeOf(st gen.ServiceType) gen.ResourceType {
+	for rt, s := range serviceTypes {
+		if s == st {
+			return rt
+		}
+	}
+	return ""
+}
+
+// emptyObject is the v2.0 error of an operation that recorded none.
+var emptyObject = []byte("{}")
+
+// iccOperationToV2 is a B3 item: the same record in ICC API v2.0's shape.
+func iccOperationToV2(in store.ICCOperation) (gen.ICCOperationV2, error) {
+	item, err := iccOperationToGen(in)
+	if err != nil {
+		return gen.ICCOperationV2{}, err
+	}
+	rt := gen.ResourceType(in.ResourceType)
+	out := gen.ICCOperationV2{
+		Id:                item.OperationId,
+		ServiceType:       serviceTypes[rt],
+		ResourceType:      rt,
+		ResourceId:        item.ConnectionId,
+		RequestType:       item.OrderType,
+		Phase:             item.Phase,
+		OperationStatus:   item.OperationStatus,
+		ReceptionDatetime: item.ReceptionDatetime,
+		CommitDatetime:    item.CommitDatetime,
+		RequestBody:       item.RequestBody,
+		Error:             in.Error,
+		TenantId:          in.TenantID,
+	}
+	if out.Error == nil {
+		out.Error = emptyObject
+	}
+	return out, nil
 }
 
 func deref(s *string) string {

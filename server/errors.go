@@ -136,7 +136,7 @@ func familyOf(path string) family {
 	switch {
 	case strings.HasPrefix(path, "/v1/"):
 		return familyMSF
-	case strings.HasPrefix(path, "/v1.0/icc/"):
+	case strings.HasPrefix(path, "/v1.0/icc/"), strings.HasPrefix(path, "/v2.0/"):
 		return familyICC
 	}
 	return familyOther

@@ -11,11 +11,10 @@ import (
 // ListICCOperations answers the connection operation history of the token's
 // tenant, or of every tenant for an admin (B1), streamed.
 func (s *Server) ListICCOperations(ctx context.Context, req gen.ListICCOperationsRequestObject) (gen.ListICCOperationsResponseObject, error) {
-	p, ok := PrincipalFrom(ctx)
-	if !ok {
-		return nil, ErrUnauthenticated
+	f, err := tenantFilter(ctx)
+	if err != nil {
+		return nil, err
 	}
-	f := store.ICCFilter{TenantID: p.TenantID, AllTenants: p.IsAdmin()}
 	q := req.Params
 	if q.ConnectionId != nil {
 		f.ConnectionID = q.ConnectionId.String() // lower case, as stored
@@ -29,8 +28,18 @@ func (s *Server) ListICCOperations(ctx context.Context, req gen.ListICCOperation
 	if q.OperationStatus != nil {
 		f.OperationStatus = string(*q.OperationStatus)
 	}
-	f.Latest = q.Latest != nil && *q.Latest == gen.True
+	f.Latest = q.Latest != nil && *q.Latest == gen.ListICCOperationsParamsLatestTrue
 	return iccOperationList{ctx: ctx, store: s.store, filter: f}, nil
+}
+
+// tenantFilter is the filter that scopes a list to what the caller may see:
+// the token's tenant, or every tenant for an admin.
+func tenantFilter(ctx context.Context) (store.ICCFilter, error) {
+	p, ok := PrincipalFrom(ctx)
+	if !ok {
+		return store.ICCFilter{}, ErrUnauthenticated
+	}
+	return store.ICCFilter{TenantID: p.TenantID, AllTenants: p.IsAdmin()}, nil
 }
 
 // iccOperationList streams {"operations": [...]}.
@@ -77,4 +86,92 @@ func (s *Server) PutICCOperation(ctx context.Context, req gen.PutICCOperationReq
 		return gen.PutICCOperation201JSONResponse(rec), nil
 	}
 	return gen.PutICCOperation200JSONResponse(rec), nil
+}
+
+// ListICCOperationsV2 answers the same history in ICC API v2.0's shape (B3),
+// with B1's scoping, order and latest rule, streamed.
+func (s *Server) ListICCOperationsV2(ctx context.Context, req gen.ListICCOperationsV2RequestObject) (gen.ListICCOperationsV2ResponseObject, error) {
+	f, err := tenantFilter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	q := req.Params
+	if q.Id != nil {
+		f.ID = *q.Id
+	}
+	if q.ResourceId != nil {
+		f.ConnectionID = q.ResourceId.String() // lower case, as stored
+	}
+	if q.RequestType != nil {
+		f.OrderType = string(*q.RequestType)
+	}
+	if q.Phase != nil {
+		f.Phase = string(*q.Phase)
+	}
+	if q.OperationStatus != nil {
+		f.OperationStatus = string(*q.OperationStatus)
+	}
+	if q.ResourceType != nil {
+		f.ResourceType = string(*q.ResourceType)
+	}
+	if q.ServiceType != nil {
+		// Each service type has one resource type.
+		rt := string(resourceTypeOf(*q.ServiceType))
+		if f.ResourceType != "" && f.ResourceType != rt {
+			return iccOperationV2List{}, nil // the two filters exclude each other
+		}
+		f.ResourceType = rt
+	}
+	f.Latest = q.Latest != nil && *q.Latest == gen.ListICCOperationsV2ParamsLatestTrue
+	return iccOperationV2List{ctx: ctx, store: s.store, filter: f}, nil
+}
+
+// iccOperationV2List streams {"operations": [...]} in the v2.0 shape. Its
+// zero value is the empty list.
+type iccOperationV2List struct {
+	ctx    context.Context
+	store  Store
+	filter store.ICCFilter
+}
+
+func (l iccOperationV2List) VisitListICCOperationsV2Response(w http.ResponseWriter) error {
+	st := newJSONStream(w, "operations")
+	if l.store == nil {
+		return st.finish(nil)
+	}
+	err := l.store.ListICCOperations(l.ctx, l.filter, func(op store.ICCOperation) error {
+		item, err := iccOperationToV2(op)
+		if err != nil {
+			return err
+		}
+		return st.add(item)
+	})
+	return st.finish(dbErr(err))
+}
+
+// GetICCOperationV2 answers one operation in the v2.0 shape (B3 show). An id
+// of another tenant is answered 404 like an unknown one, so that ids are
+// never revealed across tenants.
+func (s *Server) GetICCOperationV2(ctx context.Context, req gen.GetICCOperationV2RequestObject) (gen.GetICCOperationV2ResponseObject, error) {
+	f, err := tenantFilter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f.ID = req.OperationId
+	var found *store.ICCOperation
+	err = s.store.ListICCOperations(ctx, f, func(op store.ICCOperation) error {
+		found = &op
+		return nil
+	})
+	if err != nil {
+		return nil, dbErr(err)
+	}
+	if found == nil {
+		return nil, store.ErrNotFound
+	}
+	item, err := iccOperationToV2(*found)
+	if err != nil {
+		return nil, err
+	}
+	return gen.GetICCOperationV2200JSONResponse{Operation: item}, nil
 }

@@ -2,12 +2,13 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -16,7 +17,6 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/labstack/echo/v4"
-	middleware "github.com/oapi-codegen/nethttp-middleware"
 
 	"example.com/opsvc/gen"
 )
@@ -25,10 +25,13 @@ import (
 // larger one is answered 413 (010003) before anything parses it.
 const MaxBodyBytes = 4 << 20
 
+// bodyValueKey is where readBody leaves the decoded body for the validator.
+const bodyValueKey = "opsvc.body"
+
 // readBody reads the whole request body, at most MaxBodyBytes of it, whether
-// it comes with a Content-Length or chunked, and refuses a body that is not
-// one JSON value (010001), such as `{...} {}`: kin-openapi's decoder would
-// stop at the first value and ignore the rest.
+// it comes with a Content-Length or chunked, and decodes it, once, for the
+// validator and the handler. It refuses a body that is not one JSON value
+// (010001), such as `{...} {}`.
 func readBody(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
@@ -47,9 +50,11 @@ func readBody(next echo.HandlerFunc) echo.HandlerFunc {
 			return errTooLarge
 		}
 		if len(b) > 0 {
-			if err := json.Unmarshal(b, new(json.RawMessage)); err != nil {
+			v, err := decodeJSON(b)
+			if err != nil {
 				return &FieldError{Field: "body", Reason: "not JSON: " + err.Error(), Syntax: true}
 			}
+			c.Set(bodyValueKey, v)
 		}
 		r.Body = io.NopCloser(bytes.NewReader(b))
 		r.ContentLength = int64(len(b))
@@ -58,63 +63,257 @@ func readBody(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// newValidator builds the middleware that checks every request against the
-// embedded openapi.yaml before a handler runs. Its refusals go through
-// validationError to the one error handler.
+// decodeJSON decodes one JSON value as kin-openapi does (numbers as
+// json.Number) and refuses anything after it.
+func decodeJSON(b []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("more text after the JSON value")
+	}
+	return v, nil
+}
+
+// validator checks every request against the embedded openapi.yaml before a
+// handler runs: parameters with kin-openapi's openapi3filter, the body with
+// the schema of its operation. It finds the operation from the route Echo
+// already matched, so no second router runs.
+type validator struct {
+	routes map[string]*routers.Route // by method and Echo path
+	opts   *openapi3filter.Options
+}
+
+// Operations whose handler must see the body's own bytes: request_body and
+// error are stored byte for byte (RawMessage), which binding from the decoded
+// value would re-encode.
+var bindsRawBody = map[string]bool{"PutICCOperation": true}
+
 func newValidator() (echo.MiddlewareFunc, error) {
 	spec, err := gen.GetSpec()
 	if err != nil {
 		return nil, fmt.Errorf("load embedded spec: %w", err)
 	}
-	// kin-openapi would otherwise match the Host header against `servers` and
-	// refuse valid requests (oapi-codegen issue #882).
-	spec.Servers = nil
-	mw := middleware.OapiRequestValidatorWithOptions(spec, &middleware.Options{
-		Options: openapi3filter.Options{
+	v := &validator{
+		routes: map[string]*routers.Route{},
+		opts: &openapi3filter.Options{
+			// The body is validated by validateBody, from the value
+			// readBody decoded.
+			ExcludeRequestBody: true,
 			// Authentication happened already (authenticate); the spec's
 			// security schemes document it.
 			AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
 		},
-		ErrorHandlerWithOpts: func(ctx context.Context, err error, w http.ResponseWriter, r *http.Request, _ middleware.ErrorHandlerOpts) {
-			// Hand the error back to the Echo chain, which answers it.
-			*errSlot(ctx) = validationError(err)
-		},
-	})
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			var failed error
-			r := c.Request()
-			r = r.WithContext(context.WithValue(r.Context(), errSlotKey{}, &failed))
-			var nextErr error
-			mw(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
-				c.SetRequest(r)
-				nextErr = next(c)
-			})).ServeHTTP(c.Response(), r)
-			if failed != nil {
-				return failed
-			}
-			return nextErr
+	}
+	for path, item := range spec.Paths.Map() {
+		for method, op := range item.Operations() {
+			// /v1/operations/{operation_id} is /v1/operations/:operation_id to Echo.
+			echoPath := pathParam.ReplaceAllString(path, ":$1")
+			v.routes[method+" "+echoPath] = &routers.Route{Spec: spec, Path: path, PathItem: item, Method: method, Operation: op}
 		}
-	}, nil
+	}
+	return v.middleware, nil
 }
 
-type errSlotKey struct{}
+var pathParam = regexp.MustCompile(`\{([^}]+)\}`)
 
-func errSlot(ctx context.Context) *error { return ctx.Value(errSlotKey{}).(*error) }
+func (v *validator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		route := v.routes[r.Method+" "+c.Path()]
+		if route == nil {
+			// No such route: Echo's 404 or 405 answers it.
+			return next(c)
+		}
+		params := make(map[string]string, len(c.ParamNames()))
+		for i, name := range c.ParamNames() {
+			value := c.ParamValues()[i]
+			if r.URL.RawPath != "" {
+				// Echo matched the escaped path, so the value is escaped.
+				if u, err := url.PathUnescape(value); err == nil {
+					value = u
+				}
+			}
+			params[name] = value
+		}
+		in := &openapi3filter.RequestValidationInput{Request: r, PathParams: params, Route: route, Options: v.opts}
+		if err := openapi3filter.ValidateRequest(r.Context(), in); err != nil {
+			return validationError(err)
+		}
+		if rb := route.Operation.RequestBody; rb != nil && rb.Value != nil {
+			if err := validateBody(c, rb.Value, !bindsRawBody[route.Operation.OperationID]); err != nil {
+				return err
+			}
+		}
+		return next(c)
+	}
+}
 
-// validationError turns a kin-openapi refusal into the error the contract
-// wants: the field by its path (target_clusters[0].cluster_id) or the
-// parameter's name, and the reason; a wrong JSON type is 010001, anything
-// else 010002.
+// validateBody checks the decoded body against its operation's schema. A
+// value of the wrong JSON type anywhere is reported first (010001), whatever
+// else is wrong. With keep, the handler binds the validated value instead of
+// decoding the body again.
+func validateBody(c echo.Context, rb *openapi3.RequestBody, keep bool) error {
+	r := c.Request()
+	value := c.Get(bodyValueKey)
+	if value == nil { // no body, or null
+		if rb.Required {
+			return &FieldError{Field: "body", Reason: "is required"}
+		}
+		return nil
+	}
+	mt := rb.Content.Get(r.Header.Get(echo.HeaderContentType))
+	if mt == nil || mt.Schema == nil || mt.Schema.Value == nil {
+		return &FieldError{Field: "Content-Type", Reason: "must be application/json", Syntax: true}
+	}
+	schema := mt.Schema.Value
+	if fe := checkTypes(schema, value); fe != nil {
+		if fe.Field == "" {
+			fe.Field = "body"
+		}
+		return fe
+	}
+	if err := schema.VisitJSON(value, openapi3.VisitAsRequest()); err != nil {
+		var se *openapi3.SchemaError
+		if errors.As(err, &se) {
+			return schemaFieldError(se, "body")
+		}
+		return &FieldError{Field: "body", Reason: err.Error()}
+	}
+	if keep {
+		r.Body = validatedBody{ReadCloser: r.Body, value: value}
+	}
+	return nil
+}
+
+// validatedBody hands the validated value to the generated strict handler,
+// which binds it (runtime.BindJSONValue) instead of decoding the body again.
+type validatedBody struct {
+	io.ReadCloser
+	value any
+}
+
+// ValidatedValue is the body value that was validated.
+func (b validatedBody) ValidatedValue() any { return b.value }
+
+// checkTypes finds a value of the wrong JSON type (010001) anywhere in v, by
+// schema s, before any other rule is checked: "status": 5 is a wrong type
+// even though the field also has an enum. Null is left to the schema check
+// (nullable). It returns the error with the field's path relative to v, and
+// of several, the one whose path sorts first, so the answer does not depend
+// on map order.
+func checkTypes(s *openapi3.Schema, v any) *FieldError {
+	if s == nil || v == nil {
+		return nil
+	}
+	for _, sub := range s.AllOf {
+		if fe := checkTypes(sub.Value, v); fe != nil {
+			return fe
+		}
+	}
+	if s.Type != nil && len(*s.Type) > 0 && !typeMatches(*s.Type, v) {
+		return &FieldError{Reason: "must be " + typeNames(*s.Type), Syntax: true}
+	}
+	switch v := v.(type) {
+	case map[string]any:
+		var first *FieldError
+		for name, p := range s.Properties {
+			pv, ok := v[name]
+			if !ok || p == nil {
+				continue
+			}
+			if fe := checkTypes(p.Value, pv); fe != nil {
+				fe.Field = joinField(name, fe.Field)
+				if first == nil || fe.Field < first.Field {
+					first = fe
+				}
+			}
+		}
+		return first
+	case []any:
+		if s.Items == nil {
+			return nil
+		}
+		for i, item := range v {
+			if fe := checkTypes(s.Items.Value, item); fe != nil {
+				fe.Field = joinField("["+strconv.Itoa(i)+"]", fe.Field)
+				return fe
+			}
+		}
+	}
+	return nil
+}
+
+// joinField names field inside parent: rollbacks and occurred_time are
+// rollbacks.occurred_time; target_clusters and [0].cluster_id are
+// target_clusters[0].cluster_id.
+func joinField(parent, field string) string {
+	switch {
+	case field == "":
+		return parent
+	case field[0] == '[':
+		return parent + field
+	}
+	return parent + "." + field
+}
+
+// typeMatches reports whether v, as decoded by decodeJSON, is of one of the
+// JSON types. An integer is an integer literal: 200.0 and 2e2 are not.
+func typeMatches(types openapi3.Types, v any) bool {
+	for _, t := range types {
+		switch v := v.(type) {
+		case string:
+			if t == openapi3.TypeString {
+				return true
+			}
+		case bool:
+			if t == openapi3.TypeBoolean {
+				return true
+			}
+		case map[string]any:
+			if t == openapi3.TypeObject {
+				return true
+			}
+		case []any:
+			if t == openapi3.TypeArray {
+				return true
+			}
+		case json.Number:
+			if t == openapi3.TypeNumber {
+				return true
+			}
+			if t == openapi3.TypeInteger {
+				if _, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func typeNames(types openapi3.Types) string {
+	names := make([]string, len(types))
+	for i, t := range types {
+		switch t {
+		case openapi3.TypeObject, openapi3.TypeArray, openapi3.TypeInteger:
+			names[i] = "an " + t
+		default:
+			names[i] = "a " + t
+		}
+	}
+	return strings.Join(names, " or ")
+}
+
+// validationError turns a kin-openapi refusal of a parameter into the error
+// the contract wants: the parameter's name and the reason; a wrong type is
+// 010001, anything else 010002.
 func validationError(err error) error {
 	if me, ok := err.(openapi3.MultiError); ok && len(me) > 0 {
 		err = me[0]
-	}
-	switch {
-	case errors.Is(err, routers.ErrMethodNotAllowed):
-		return errNoMethod
-	case errors.Is(err, routers.ErrPathNotFound):
-		return errNoRoute
 	}
 	var re *openapi3filter.RequestError
 	if !errors.As(err, &re) {
@@ -132,25 +331,28 @@ func validationError(err error) error {
 	var parseErr *openapi3filter.ParseError
 	switch {
 	case errors.As(re.Err, &schemaErr):
-		if p := fieldPath(schemaErr.JSONPointer()); p != "" {
-			field = p
-		}
-		return &FieldError{Field: field, Reason: schemaReason(schemaErr), Syntax: schemaErr.SchemaField == "type"}
+		return schemaFieldError(schemaErr, field)
 	case errors.Is(re.Err, openapi3filter.ErrInvalidRequired):
 		return &FieldError{Field: field, Reason: "is required"}
 	case errors.Is(re.Err, openapi3filter.ErrInvalidEmptyValue):
 		return &FieldError{Field: field, Reason: "must not be empty"}
 	case errors.As(re.Err, &parseErr):
 		return &FieldError{Field: field, Reason: "cannot be parsed: " + parseErr.Error(), Syntax: true}
-	case re.Err == nil && re.RequestBody != nil:
-		// The Content-Type is not application/json.
-		return &FieldError{Field: "Content-Type", Reason: "must be application/json", Syntax: true}
 	}
 	reason := re.Reason
 	if reason == "" && re.Err != nil {
 		reason = re.Err.Error()
 	}
 	return &FieldError{Field: field, Reason: reason}
+}
+
+// schemaFieldError names the field of a schema refusal by its path within
+// the value (field when the value itself is refused).
+func schemaFieldError(e *openapi3.SchemaError, field string) *FieldError {
+	if p := fieldPath(e.JSONPointer()); p != "" {
+		field = p
+	}
+	return &FieldError{Field: field, Reason: schemaReason(e), Syntax: e.SchemaField == "type"}
 }
 
 // schemaReason is kin-openapi's reason, which never quotes the value.
@@ -197,6 +399,26 @@ func parseMSFTime(field, s string) (time.Time, error) {
 
 func formatMSFTime(t time.Time) string { return t.UTC().Format(msfTimeLayout) }
 
+// parseOptionalMSFTime is parseMSFTime for the times a notification may omit.
+func parseOptionalMSFTime(field string, s *string) (*time.Time, error) {
+	if s == nil {
+		return nil, nil
+	}
+	t, err := parseMSFTime(field, *s)
+	if err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+func formatOptionalMSFTime(t *time.Time) *string {
+	if t == nil {
+		return nil
+	}
+	s := formatMSFTime(*t)
+	return &s
+}
+
 // parseICCTime is the one place an ICC time is checked.
 func parseICCTime(field, s string) (time.Time, error) {
 	t, err := time.Parse(iccTimeLayout, s)
@@ -235,6 +457,8 @@ func checkICCOperation(op *gen.ICCOperationWrite) error {
 	}
 	terminal := op.OperationStatus == gen.Complete || op.OperationStatus == gen.Error
 	switch {
+	case op.Error != nil && op.OperationStatus != gen.Error:
+		return &FieldError{Field: "error", Reason: "is allowed only when operation_status is error"}
 	case terminal && op.CommitDatetime == nil:
 		return &FieldError{Field: "commit_datetime", Reason: "is required when operation_status is " + string(op.OperationStatus)}
 	case !terminal && op.CommitDatetime != nil:

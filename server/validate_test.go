@@ -81,7 +81,7 @@ func TestParseICCTime(t *testing.T) {
 }
 
 func TestCheckOperation(t *testing.T) {
-	resp := &gen.OperationResponse{StatusCode: 200}
+	resp := &gen.OperationResponse{Body: new("")} // the MSF controller's shape for a failed setup
 	tests := []struct {
 		name   string
 		pathID string

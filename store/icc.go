@@ -31,7 +31,16 @@ type ICCOperation struct {
 	CommitDatetime *time.Time
 	// RequestBody is a JSON object, stored and returned byte for byte.
 	RequestBody []byte
+	// ResourceType is aws_connection, tenant_connection_request or
+	// tenant_connection; empty means aws_connection.
+	ResourceType string
+	// Error is a JSON object stored and returned byte for byte, or nil when
+	// the operation recorded none.
+	Error []byte
 }
+
+// DefaultResourceType is the resource type of an operation recorded without one.
+const DefaultResourceType = "aws_connection"
 
 // ICCFilter selects the ICC operations ListICCOperations returns. Empty string
 // fields match anything.
@@ -42,10 +51,13 @@ type ICCFilter struct {
 	// AllTenants lists every tenant's operations (admin) and ignores TenantID.
 	AllTenants bool
 
+	// ID selects one operation id.
+	ID              string
 	ConnectionID    string
 	OrderType       string
 	Phase           string
 	OperationStatus string
+	ResourceType    string
 
 	// Latest keeps, of each connection among the matches, only its most
 	// recent operation: the greatest reception time, then the one recorded
@@ -81,6 +93,10 @@ func (s *Store) PutICCOperation(ctx context.Context, op ICCOperation) (stored IC
 	op.ReceptionDatetime = utcSecond(op.ReceptionDatetime)
 	op.CommitDatetime = utcSecondPtr(op.CommitDatetime)
 	op.RequestBody = bytes.Clone(op.RequestBody)
+	op.Error = bytes.Clone(op.Error)
+	if op.ResourceType == "" {
+		op.ResourceType = DefaultResourceType
+	}
 	now := utcSecond(s.now())
 
 	err = s.inTx(ctx, func(tx *gorm.DB) error {
@@ -127,6 +143,7 @@ type iccCursor struct {
 var iccListColumns = []string{
 	"o.seq", "o.operation_id", "o.tenant_id", "o.connection_id", "o.order_type", "o.phase",
 	"o.operation_status", "o.reception_datetime", "o.commit_datetime", "o.request_body",
+	"o.resource_type", "o.error",
 }
 
 // ListICCOperations calls fn with the ICC operations f selects, ordered by
@@ -191,8 +208,14 @@ func whereICCFilter(q *gorm.DB, alias string, f ICCFilter) *gorm.DB {
 	if !f.AllTenants {
 		q = eq(q, "tenant_id", f.TenantID)
 	}
+	if f.ID != "" {
+		q = eq(q, "operation_id", f.ID)
+	}
 	if f.ConnectionID != "" {
 		q = eq(q, "connection_id", f.ConnectionID)
+	}
+	if f.ResourceType != "" {
+		q = eq(q, "resource_type", f.ResourceType)
 	}
 	if f.OrderType != "" {
 		q = eq(q, "order_type", f.OrderType)
@@ -217,7 +240,17 @@ func iccOperationToRow(op ICCOperation) iccRow {
 		ReceptionDatetime: op.ReceptionDatetime,
 		CommitDatetime:    op.CommitDatetime,
 		RequestBody:       string(op.RequestBody),
+		ResourceType:      op.ResourceType,
+		Error:             bytesPtr(op.Error),
 	}
+}
+
+func bytesPtr(b []byte) *string {
+	if b == nil {
+		return nil
+	}
+	s := string(b)
+	return &s
 }
 
 func rowToICCOperation(r iccRow) ICCOperation {
@@ -229,12 +262,12 @@ func rowToICCOperation(r iccRow) ICCOperation {
 		Phase:             r.Phase,
 		OperationStatus:   r.OperationStatus,
 		ReceptionDatetime: r.ReceptionDatetime.UTC(),
-		CommitDatetime:    r.CommitDatetime,
+		CommitDatetime:    utcPtr(r.CommitDatetime),
 		RequestBody:       []byte(r.RequestBody),
+		ResourceType:      r.ResourceType,
 	}
-	if op.CommitDatetime != nil {
-		t := op.CommitDatetime.UTC()
-		op.CommitDatetime = &t
+	if r.Error != nil {
+		op.Error = []byte(*r.Error)
 	}
 	return op
 }

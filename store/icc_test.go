@@ -29,6 +29,7 @@ func newICCOperation(id, tenant, conn string) ICCOperation {
 		OperationStatus:   "processing",
 		ReceptionDatetime: at(0),
 		RequestBody:       []byte(`{"connection":{"name":"` + id + `"}}`),
+		ResourceType:      DefaultResourceType,
 	}
 }
 

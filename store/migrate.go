@@ -3,10 +3,12 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"gorm.io/gorm"
 )
 
@@ -162,6 +164,43 @@ var migrations = []migration{
 			`CREATE INDEX icc_operations_connection ON icc_operations (connection_id, reception_datetime, seq)`,
 		},
 	},
+	{
+		version: 2,
+		name:    "msf reservation and start times, responses without a status code; icc resource type and error",
+		// MySQL 8 has no ADD COLUMN IF NOT EXISTS (MariaDB has): a re-run after
+		// a crash meets the columns and indexes already there, and
+		// applyMigrations skips those errors (1060, 1061).
+		mysql: []string{
+			`ALTER TABLE msf_operations
+				ADD COLUMN reservation_time DATETIME NULL,
+				ADD COLUMN start_time DATETIME NULL`,
+			// A response may now come without a status code (the MSF
+			// controller's {"body": ""}, a cluster's {}): presence is a flag
+			// of its own. Every response stored before had a status code.
+			`ALTER TABLE msf_operations ADD COLUMN response_present BOOLEAN NOT NULL DEFAULT FALSE`,
+			`UPDATE msf_operations SET response_present = TRUE WHERE response_status_code IS NOT NULL`,
+			`ALTER TABLE msf_clusters ADD COLUMN response_present BOOLEAN NOT NULL DEFAULT FALSE`,
+			`UPDATE msf_clusters SET response_present = TRUE WHERE response_status_code IS NOT NULL`,
+			`ALTER TABLE icc_operations
+				ADD COLUMN resource_type VARCHAR(32) NOT NULL DEFAULT 'aws_connection',
+				ADD COLUMN error LONGTEXT NULL`,
+			// B3 filters by resource type and request type within a tenant.
+			`CREATE INDEX icc_operations_tenant_resource_type ON icc_operations (tenant_id, resource_type, reception_datetime, seq)`,
+			`CREATE INDEX icc_operations_tenant_order_type ON icc_operations (tenant_id, order_type, reception_datetime, seq)`,
+		},
+		sqlite: []string{
+			`ALTER TABLE msf_operations ADD COLUMN reservation_time DATETIME NULL`,
+			`ALTER TABLE msf_operations ADD COLUMN start_time DATETIME NULL`,
+			`ALTER TABLE msf_operations ADD COLUMN response_present BOOLEAN NOT NULL DEFAULT FALSE`,
+			`UPDATE msf_operations SET response_present = TRUE WHERE response_status_code IS NOT NULL`,
+			`ALTER TABLE msf_clusters ADD COLUMN response_present BOOLEAN NOT NULL DEFAULT FALSE`,
+			`UPDATE msf_clusters SET response_present = TRUE WHERE response_status_code IS NOT NULL`,
+			`ALTER TABLE icc_operations ADD COLUMN resource_type TEXT NOT NULL DEFAULT 'aws_connection'`,
+			`ALTER TABLE icc_operations ADD COLUMN error TEXT NULL`,
+			`CREATE INDEX icc_operations_tenant_resource_type ON icc_operations (tenant_id, resource_type, reception_datetime, seq)`,
+			`CREATE INDEX icc_operations_tenant_order_type ON icc_operations (tenant_id, order_type, reception_datetime, seq)`,
+		},
+	},
 }
 
 var createSchemaVersion = map[dialect]string{
@@ -250,7 +289,7 @@ func applyMigrations(db *gorm.DB, d dialect, steps []migration, now func() time.
 				return err
 			}
 			for _, stmt := range stmts {
-				if err := tx.Exec(stmt).Error; err != nil {
+				if err := tx.Exec(stmt).Error; err != nil && !alreadyApplied(d, err) {
 					return fmt.Errorf("migrate to version %d: %w", step.version, err)
 				}
 			}
@@ -276,4 +315,21 @@ func schemaVersion(db *gorm.DB) (int, error) {
 		return 0, fmt.Errorf("migrate: read schema_version: %w", err)
 	}
 	return v, nil
+}
+
+// alreadyApplied reports whether a MySQL DDL statement failed only because
+// an earlier, interrupted run of its step got that far: MySQL commits DDL as
+// it runs it, and MySQL 8 (unlike MariaDB) has no ADD COLUMN IF NOT EXISTS
+// or CREATE INDEX IF NOT EXISTS.
+func alreadyApplied(d dialect, err error) bool {
+	var myErr *mysql.MySQLError
+	if d != dialectMySQL || !errors.As(err, &myErr) {
+		return false
+	}
+	switch myErr.Number {
+	case 1060, // duplicate column name
+		1061: // duplicate key name
+		return true
+	}
+	return false
 }

@@ -95,9 +95,85 @@ func TestOpen_migration(t *testing.T) {
 			}
 		})
 
+		// MySQL commits DDL as it runs it: a crash between a step's last
+		// statement and its schema_version row leaves the step applied but
+		// not recorded. (SQLite applies and records a step in one transaction.)
+		t.Run("a step applied but not recorded runs again", func(t *testing.T) {
+			s := mustOpen(t, b, Options{})
+			if s.dialect != dialectMySQL {
+				return
+			}
+			op, icc := mustWriteSample(t, s)
+			if err := s.db.Exec("DELETE FROM schema_version WHERE version = ?", latest).Error; err != nil {
+				t.Fatal(err)
+			}
+			if err := migrate(ctx, s.db, s.dialect, migrations, s.now, slog.New(slog.DiscardHandler)); err != nil {
+				t.Fatalf("migrate: %v", err)
+			}
+			mustFindSample(t, s, op, icc)
+			if v := mustSchemaVersion(t, s); v != latest {
+				t.Errorf("schema version = %d, want %d", v, latest)
+			}
+		})
+
+		t.Run("a version 1 database keeps its rows in version 2", func(t *testing.T) {
+			dsn := b.newDSN(t)
+			v1, err := open(ctx, dsn, Options{}, migrations[:1])
+			if err != nil {
+				t.Fatalf("open at version 1: %v", err)
+			}
+			// Rows as version 1 wrote them: a response was a status code
+			// (NULL: no response), ICC operations had no resource type.
+			stmts := []string{
+				`INSERT INTO msf_operations (id, occurred_time, last_update_time, status, request_uri, request_method,
+					request_body, response_status_code, response_body, target_clusters_present, rollback_clusters_present,
+					created_at, updated_at)
+				VALUES ('with-response', '2026-03-14 15:09:26', '2026-03-14 15:09:27', 'completed', '/a', 'POST',
+					'{}', 201, '{"id":1}', TRUE, FALSE, '2026-03-14 15:09:27', '2026-03-14 15:09:27'),
+				('no-response', '2026-03-14 15:09:28', '2026-03-14 15:09:28', 'executing', '/a', 'POST',
+					'{}', NULL, NULL, FALSE, FALSE, '2026-03-14 15:09:28', '2026-03-14 15:09:28')`,
+				`INSERT INTO msf_clusters (operation_id, kind, pos, cluster_id, request_uri, request_method, request_body,
+					response_status_code, response_body)
+				VALUES ('with-response', 'target', 0, '1', '/c', 'POST', '{}', 202, NULL),
+				('with-response', 'target', 1, '2', '/c', 'POST', '{}', NULL, NULL)`,
+				`INSERT INTO icc_operations (operation_id, tenant_id, connection_id, order_type, phase, operation_status,
+					reception_datetime, commit_datetime, request_body, created_at, updated_at)
+				VALUES ('icc-v1', 'tenant', '` + connA + `', 'Create', 'prepare_connection', 'processing',
+					'2026-03-14 15:09:26', NULL, '{"connection":{}}', '2026-03-14 15:09:26', '2026-03-14 15:09:26')`,
+			}
+			for _, stmt := range stmts {
+				if err := v1.db.Exec(stmt).Error; err != nil {
+					t.Fatalf("write version 1 rows: %v", err)
+				}
+			}
+			v1.Close()
+
+			s := mustOpenDSN(t, dsn, Options{})
+			if v := mustSchemaVersion(t, s); v != latest {
+				t.Errorf("schema version = %d, want %d", v, latest)
+			}
+			want := Operation{
+				ID: "with-response", OccurredTime: at(0), LastUpdateTime: at(1), Status: "completed",
+				Request:  Request{URI: "/a", Method: "POST", Body: ptr("{}")},
+				Response: &Response{StatusCode: ptr(201), Body: ptr(`{"id":1}`)},
+				TargetClusters: []Cluster{
+					{ClusterID: "1", Request: Request{URI: "/c", Method: "POST", Body: ptr("{}")}, Response: &Response{StatusCode: ptr(202)}},
+					{ClusterID: "2", Request: Request{URI: "/c", Method: "POST", Body: ptr("{}")}},
+				},
+			}
+			assertEqual(t, "operation with a response", mustGetOperation(t, s, "with-response"), want)
+			assertEqual(t, "operation without a response", mustGetOperation(t, s, "no-response"), Operation{
+				ID: "no-response", OccurredTime: at(2), LastUpdateTime: at(2), Status: "executing",
+				Request: Request{URI: "/a", Method: "POST", Body: ptr("{}")},
+			})
+			icc := newICCOperation("icc-v1", "tenant", connA)
+			icc.RequestBody = []byte(`{"connection":{}}`)
+			assertEqual(t, "icc operation", mustListICCOperations(t, s, ICCFilter{TenantID: "tenant"}), []ICCOperation{icc})
+		})
+
 		t.Run("a database of the previous version is upgraded with its rows", func(t *testing.T) {
-			// No step has followed version 1 yet; a next step shaped like a
-			// real one (a new nullable column) proves the upgrade path.
+			// A next step shaped like a real one (a new nullable column)
+			// proves the upgrade path from the latest version.
 			next := migration{
 				version: latest + 1,
 				name:    "test: note on msf operations",

@@ -20,6 +20,10 @@ type Operation struct {
 	// OccurredTime and LastUpdateTime are stored in UTC at second precision.
 	OccurredTime   time.Time
 	LastUpdateTime time.Time
+	// ReservationTime and StartTime (MSF2018B) are nil when not notified;
+	// stored like OccurredTime.
+	ReservationTime *time.Time
+	StartTime       *time.Time
 	// Status is unexecuted, executing, completed, failed or canceled.
 	Status         string
 	SubStatus      *string
@@ -40,8 +44,11 @@ type Request struct {
 }
 
 // Response is the response an operation or one of its clusters received.
+// Every part of it may be absent: the MSF controller sends {"body": ""} on a
+// canceled operation and {} for some clusters.
 type Response struct {
-	StatusCode int
+	// StatusCode is nil when the notification had none.
+	StatusCode *int
 	// Body is always nil in ListOperations results.
 	Body *string
 }
@@ -229,13 +236,13 @@ func (s *Store) ListOperationIDs(ctx context.Context, fn func(id string) error) 
 // megabytes each and which the detail list does not show.
 var (
 	operationListColumns = []string{
-		"id", "occurred_time", "last_update_time", "status", "sub_status",
-		"request_uri", "request_method", "response_status_code",
+		"id", "occurred_time", "last_update_time", "reservation_time", "start_time", "status", "sub_status",
+		"request_uri", "request_method", "response_present", "response_status_code",
 		"target_clusters_present", "rollback_result", "rollback_occurred_time", "rollback_clusters_present",
 	}
 	clusterListColumns = []string{
 		"operation_id", "kind", "pos", "cluster_id",
-		"request_uri", "request_method", "response_status_code",
+		"request_uri", "request_method", "response_present", "response_status_code",
 	}
 )
 
@@ -308,6 +315,8 @@ func operationToRows(op Operation) (operationRow, []clusterRow) {
 		ID:                    op.ID,
 		OccurredTime:          utcSecond(op.OccurredTime),
 		LastUpdateTime:        utcSecond(op.LastUpdateTime),
+		ReservationTime:       utcSecondPtr(op.ReservationTime),
+		StartTime:             utcSecondPtr(op.StartTime),
 		Status:                op.Status,
 		SubStatus:             op.SubStatus,
 		RequestURI:            op.Request.URI,
@@ -316,7 +325,8 @@ func operationToRows(op Operation) (operationRow, []clusterRow) {
 		TargetClustersPresent: op.TargetClusters != nil,
 	}
 	if op.Response != nil {
-		row.ResponseStatusCode = &op.Response.StatusCode
+		row.ResponsePresent = true
+		row.ResponseStatusCode = op.Response.StatusCode
 		row.ResponseBody = op.Response.Body
 	}
 	clusters := clusterRows(op.ID, kindTarget, op.TargetClusters, nil)
@@ -341,7 +351,8 @@ func clusterRows(opID, kind string, cs []Cluster, rows []clusterRow) []clusterRo
 			RequestBody:   c.Request.Body,
 		}
 		if c.Response != nil {
-			r.ResponseStatusCode = &c.Response.StatusCode
+			r.ResponsePresent = true
+			r.ResponseStatusCode = c.Response.StatusCode
 			r.ResponseBody = c.Response.Body
 		}
 		rows = append(rows, r)
@@ -353,15 +364,17 @@ func clusterRows(opID, kind string, cs []Cluster, rows []clusterRow) []clusterRo
 // position.
 func rowsToOperation(row operationRow, clusters []clusterRow) Operation {
 	op := Operation{
-		ID:             row.ID,
-		OccurredTime:   row.OccurredTime.UTC(),
-		LastUpdateTime: row.LastUpdateTime.UTC(),
-		Status:         row.Status,
-		SubStatus:      row.SubStatus,
-		Request:        Request{URI: row.RequestURI, Method: row.RequestMethod, Body: row.RequestBody},
+		ID:              row.ID,
+		OccurredTime:    row.OccurredTime.UTC(),
+		LastUpdateTime:  row.LastUpdateTime.UTC(),
+		ReservationTime: utcPtr(row.ReservationTime),
+		StartTime:       utcPtr(row.StartTime),
+		Status:          row.Status,
+		SubStatus:       row.SubStatus,
+		Request:         Request{URI: row.RequestURI, Method: row.RequestMethod, Body: row.RequestBody},
 	}
-	if row.ResponseStatusCode != nil {
-		op.Response = &Response{StatusCode: *row.ResponseStatusCode, Body: row.ResponseBody}
+	if row.ResponsePresent {
+		op.Response = &Response{StatusCode: row.ResponseStatusCode, Body: row.ResponseBody}
 	}
 	if row.TargetClustersPresent {
 		op.TargetClusters = clustersOfKind(clusters, kindTarget)
@@ -390,8 +403,8 @@ func clustersOfKind(rows []clusterRow, kind string) []Cluster {
 			ClusterID: r.ClusterID,
 			Request:   Request{URI: r.RequestURI, Method: r.RequestMethod, Body: r.RequestBody},
 		}
-		if r.ResponseStatusCode != nil {
-			c.Response = &Response{StatusCode: *r.ResponseStatusCode, Body: r.ResponseBody}
+		if r.ResponsePresent {
+			c.Response = &Response{StatusCode: r.ResponseStatusCode, Body: r.ResponseBody}
 		}
 		cs = append(cs, c)
 	}

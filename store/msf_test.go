@@ -33,7 +33,7 @@ func withClusters(op Operation, prefix string, n int) Operation {
 		op.TargetClusters[i] = Cluster{
 			ClusterID: fmt.Sprintf("%s-%d", prefix, i),
 			Request:   Request{URI: "/v1/clusters/" + prefix, Method: "PUT", Body: ptr(fmt.Sprintf(`{"n":%d}`, i))},
-			Response:  &Response{StatusCode: 200 + i, Body: ptr(`{"ok":true}`)},
+			Response:  &Response{StatusCode: ptr(200 + i), Body: ptr(`{"ok":true}`)},
 		}
 	}
 	return op
@@ -173,7 +173,7 @@ func TestStore_PutOperation(t *testing.T) {
 					op.LastUpdateTime = at(20)
 					op.Status = "completed"
 					op.SubStatus = ptr("done")
-					op.Response = &Response{StatusCode: 201, Body: ptr(`{}`)}
+					op.Response = &Response{StatusCode: ptr(201), Body: ptr(`{}`)}
 					op.Request.Body = ptr(`{"v":2}`)
 					return op
 				},
@@ -204,14 +204,14 @@ func TestStore_PutOperation(t *testing.T) {
 				stored: func(id string) Operation {
 					op := newOperation(id)
 					op.Status = "failed"
-					op.Response = &Response{StatusCode: 500, Body: ptr(`{"e":1}`)}
+					op.Response = &Response{StatusCode: ptr(500), Body: ptr(`{"e":1}`)}
 					return op
 				},
 				next: func(id string) Operation {
 					op := newOperation(id)
 					op.Status = "failed"
 					op.LastUpdateTime = at(30)
-					op.Response = &Response{StatusCode: 503, Body: ptr(`{"e":2}`)}
+					op.Response = &Response{StatusCode: ptr(503), Body: ptr(`{"e":2}`)}
 					return op
 				},
 			},
@@ -243,14 +243,14 @@ func TestStore_PutOperation(t *testing.T) {
 				stored: func(id string) Operation {
 					op := newOperation(id)
 					op.Status = "completed"
-					op.Response = &Response{StatusCode: 200, Body: ptr(`{}`)}
+					op.Response = &Response{StatusCode: ptr(200), Body: ptr(`{}`)}
 					return op
 				},
 				next: func(id string) Operation {
 					op := newOperation(id)
 					op.Status = "failed"
 					op.LastUpdateTime = at(99)
-					op.Response = &Response{StatusCode: 500, Body: ptr(`{}`)}
+					op.Response = &Response{StatusCode: ptr(500), Body: ptr(`{}`)}
 					return op
 				},
 				conflict: true,
@@ -341,16 +341,33 @@ func TestStore_GetOperation(t *testing.T) {
 			{"request body empty", func(op *Operation) { op.Request.Body = ptr("") }},
 			{"sub_status empty", func(op *Operation) { op.SubStatus = ptr("") }},
 			{"sub_status present", func(op *Operation) { op.SubStatus = ptr("waiting for fabric") }},
-			{"response without body", func(op *Operation) { op.Response = &Response{StatusCode: 204} }},
-			{"response with empty body", func(op *Operation) { op.Response = &Response{StatusCode: 200, Body: ptr("")} }},
-			{"response with body", func(op *Operation) { op.Response = &Response{StatusCode: 200, Body: ptr(`{"a":1}`)} }},
+			{"response without body", func(op *Operation) { op.Response = &Response{StatusCode: ptr(204)} }},
+			{"response with empty body", func(op *Operation) { op.Response = &Response{StatusCode: ptr(200), Body: ptr("")} }},
+			{"response with body", func(op *Operation) { op.Response = &Response{StatusCode: ptr(200), Body: ptr(`{"a":1}`)} }},
+			{"response without status_code (the MSF controller's canceled)", func(op *Operation) {
+				op.Status = "canceled"
+				op.Response = &Response{Body: ptr("")}
+			}},
+			{"response empty", func(op *Operation) { op.Response = &Response{} }},
+			{"reservation_time and start_time", func(op *Operation) {
+				op.ReservationTime, op.StartTime = ptr(at(-5)), ptr(at(-1))
+			}},
+			{"clusters with {} and a status code alone", func(op *Operation) {
+				op.TargetClusters = []Cluster{
+					{ClusterID: "1", Request: Request{URI: "/a", Method: "POST", Body: ptr("{}")}, Response: &Response{}},
+					{ClusterID: "2", Request: Request{URI: "/a", Method: "POST", Body: ptr("{}")}, Response: &Response{StatusCode: ptr(202)}},
+				}
+				op.Rollbacks = &Rollbacks{Result: "completed", OccurredTime: at(5), TargetClusters: []Cluster{
+					{ClusterID: "1", Request: Request{URI: "/r", Method: "DELETE"}, Response: &Response{}},
+				}}
+			}},
 			{"target_clusters empty", func(op *Operation) { op.TargetClusters = []Cluster{} }},
 			{"target_clusters with and without response and body", func(op *Operation) {
 				op.TargetClusters = []Cluster{
 					{ClusterID: "c0", Request: Request{URI: "/a", Method: "POST", Body: ptr("{}")}},
-					{ClusterID: "c1", Request: Request{URI: "/b", Method: "DELETE"}, Response: &Response{StatusCode: 404}},
+					{ClusterID: "c1", Request: Request{URI: "/b", Method: "DELETE"}, Response: &Response{StatusCode: ptr(404)}},
 					{ClusterID: "c2", Request: Request{URI: "/c", Method: "PATCH", Body: ptr("")},
-						Response: &Response{StatusCode: 200, Body: ptr(`{"x":"y"}`)}},
+						Response: &Response{StatusCode: ptr(200), Body: ptr(`{"x":"y"}`)}},
 				}
 			}},
 			{"rollbacks without target_clusters", func(op *Operation) {
@@ -364,7 +381,7 @@ func TestStore_GetOperation(t *testing.T) {
 				op.Rollbacks = &Rollbacks{Result: "completed", OccurredTime: at(5), TargetClusters: []Cluster{
 					{ClusterID: "t-1", Request: Request{URI: "/r", Method: "DELETE"}},
 					{ClusterID: "t-0", Request: Request{URI: "/r", Method: "DELETE", Body: ptr("{}")},
-						Response: &Response{StatusCode: 202, Body: ptr("")}},
+						Response: &Response{StatusCode: ptr(202), Body: ptr("")}},
 				}}
 			}},
 			{"target_clusters empty and rollbacks with clusters", func(op *Operation) {
@@ -416,7 +433,7 @@ func TestStore_PutOperationBodies(t *testing.T) {
 			t.Run(tt.name+" round-trips byte for byte", func(t *testing.T) {
 				op := withClusters(newOperation(fmt.Sprintf("body-%d", i)), "c", 1)
 				op.Request.Body = &tt.body
-				op.Response = &Response{StatusCode: 200, Body: ptr("resp:" + bodyText)}
+				op.Response = &Response{StatusCode: ptr(200), Body: ptr("resp:" + bodyText)}
 				op.TargetClusters[0].Request.Body = ptr("cluster:" + bodyText)
 				mustPutOperation(t, s, op)
 
@@ -501,11 +518,11 @@ func TestStore_ListOperations(t *testing.T) {
 		for i := range 8 {
 			op := withClusters(newOperation(fmt.Sprintf("list-%d", i)), fmt.Sprintf("c%d", i), i%3)
 			op.OccurredTime = at(100 - i) // time order is the reverse of id order
-			op.Response = &Response{StatusCode: 200, Body: ptr(bodyText)}
+			op.Response = &Response{StatusCode: ptr(200), Body: ptr(bodyText)}
 			if i%2 == 0 {
 				op.Rollbacks = &Rollbacks{Result: "completed", OccurredTime: at(200), TargetClusters: []Cluster{
 					{ClusterID: "rb", Request: Request{URI: "/rb", Method: "DELETE", Body: ptr("{}")},
-						Response: &Response{StatusCode: 200, Body: ptr("{}")}},
+						Response: &Response{StatusCode: ptr(200), Body: ptr("{}")}},
 				}}
 			}
 			mustPutOperation(t, s, op)
@@ -564,7 +581,7 @@ func TestStore_PutOperationConcurrent(t *testing.T) {
 		for i := range inputs {
 			op := withClusters(newOperation(id), fmt.Sprintf("w%d", i), 1+i%4)
 			op.Request.Body = ptr(fmt.Sprintf(`{"writer":%d}`, i))
-			op.Response = &Response{StatusCode: 200 + i, Body: ptr(fmt.Sprintf(`{"writer":%d}`, i))}
+			op.Response = &Response{StatusCode: ptr(200 + i), Body: ptr(fmt.Sprintf(`{"writer":%d}`, i))}
 			switch {
 			case i%6 == 0:
 				op.Status = "unexecuted"
@@ -625,7 +642,7 @@ func TestStore_PutOperationRollback(t *testing.T) {
 			next := withClusters(newOperation("rollback"), "after", 3)
 			next.LastUpdateTime = at(50)
 			next.Status = "completed"
-			next.Response = &Response{StatusCode: 200}
+			next.Response = &Response{StatusCode: ptr(200)}
 			// The parent row is updated and the old clusters deleted before
 			// this cluster's insert breaks the schema's cluster_id check.
 			next.TargetClusters[2].ClusterID = ""

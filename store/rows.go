@@ -14,14 +14,19 @@ type operationRow struct {
 	ID             string    `gorm:"column:id;primaryKey"`
 	OccurredTime   time.Time `gorm:"column:occurred_time"`
 	LastUpdateTime time.Time `gorm:"column:last_update_time"`
-	Status         string    `gorm:"column:status"`
-	SubStatus      *string   `gorm:"column:sub_status"`
+	// ReservationTime and StartTime are NULL when the notification had none.
+	ReservationTime *time.Time `gorm:"column:reservation_time"`
+	StartTime       *time.Time `gorm:"column:start_time"`
+	Status          string     `gorm:"column:status"`
+	SubStatus       *string    `gorm:"column:sub_status"`
 
 	RequestURI    string  `gorm:"column:request_uri"`
 	RequestMethod string  `gorm:"column:request_method"`
 	RequestBody   *string `gorm:"column:request_body"`
 
-	// ResponseStatusCode is NULL when the operation has no response.
+	// ResponsePresent tells an absent response from one sent empty ({}); the
+	// status code and body are NULL when absent from the response.
+	ResponsePresent    bool    `gorm:"column:response_present"`
 	ResponseStatusCode *int    `gorm:"column:response_status_code"`
 	ResponseBody       *string `gorm:"column:response_body"`
 
@@ -56,7 +61,8 @@ type clusterRow struct {
 	RequestMethod string  `gorm:"column:request_method"`
 	RequestBody   *string `gorm:"column:request_body"`
 
-	// ResponseStatusCode is NULL when the cluster has no response.
+	// As in operationRow.
+	ResponsePresent    bool    `gorm:"column:response_present"`
 	ResponseStatusCode *int    `gorm:"column:response_status_code"`
 	ResponseBody       *string `gorm:"column:response_body"`
 }
@@ -77,6 +83,9 @@ type iccRow struct {
 	ReceptionDatetime time.Time  `gorm:"column:reception_datetime"`
 	CommitDatetime    *time.Time `gorm:"column:commit_datetime"`
 	RequestBody       string     `gorm:"column:request_body"`
+	ResourceType      string     `gorm:"column:resource_type"`
+	// Error is NULL when the operation recorded no error object.
+	Error *string `gorm:"column:error"`
 
 	CreatedAt time.Time `gorm:"column:created_at;autoCreateTime:false"`
 	UpdatedAt time.Time `gorm:"column:updated_at;autoUpdateTime:false"`

@@ -75,6 +75,12 @@ type Store struct {
 // go-sql-driver/mysql driver. Open returns ErrUnavailable when the database
 // cannot be reached.
 func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	return open(ctx, dsn, opts, migrations)
+}
+
+// open is Open with the schema brought up to the last of steps only, so that
+// migration tests can write a database as an older version left it.
+func open(ctx context.Context, dsn string, opts Options, steps []migration) (*Store, error) {
 	s := &Store{
 		log:       opts.Logger,
 		now:       opts.Now,
@@ -119,7 +125,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s store: %w", s.dialect, s.translate(err))
 	}
-	if err := migrate(ctx, s.db, s.dialect, migrations, s.now, s.log); err != nil {
+	if err := migrate(ctx, s.db, s.dialect, steps, s.now, s.log); err != nil {
 		s.sqlDB.Close()
 		return nil, fmt.Errorf("open %s store: %w", s.dialect, s.translate(err))
 	}
@@ -399,6 +405,15 @@ func retryable(err error) bool {
 // utcSecond is the precision every stored time has.
 func utcSecond(t time.Time) time.Time {
 	return t.UTC().Truncate(time.Second)
+}
+
+// utcPtr is t in UTC, for optional times read back.
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
 }
 
 // utcSecondPtr is utcSecond for optional times.
