@@ -83,9 +83,9 @@ func (s *Server) PutICCOperation(ctx context.Context, req gen.PutICCOperationReq
 		return nil, err
 	}
 	if created {
-		return gen.PutICCOperation201JSONResponse(rec), nil
+		return iccRecordAnswer{http.StatusCreated, rec}, nil
 	}
-	return gen.PutICCOperation200JSONResponse(rec), nil
+	return iccRecordAnswer{http.StatusOK, rec}, nil
 }
 
 // ListICCOperationsV2 answers the same history in ICC API v2.0's shape (B3),
@@ -173,5 +173,5 @@ func (s *Server) GetICCOperationV2(ctx context.Context, req gen.GetICCOperationV
 	if err != nil {
 		return nil, err
 	}
-	return gen.GetICCOperationV2200JSONResponse{Operation: item}, nil
+	return iccV2Answer{Operation: item}, nil
 }

@@ -32,7 +32,7 @@ func (s *Server) GetOperation(ctx context.Context, req gen.GetOperationRequestOb
 	if err != nil {
 		return nil, dbErr(err)
 	}
-	return gen.GetOperation200JSONResponse(operationToGen(op)), nil
+	return operationAnswer(operationToGen(op)), nil
 }
 
 // ListOperations answers the operation ids or the operations without bodies

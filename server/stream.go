@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+
+	"example.com/opsvc/gen"
 )
 
 // streamFlushBytes is how much of a streamed list is held back before the
@@ -40,6 +42,8 @@ func (s *jsonStream) add(v any) error {
 	if err := s.enc.Encode(v); err != nil {
 		return err
 	}
+	// Encode ends each value with a newline; the list is compact JSON.
+	s.buf.Truncate(s.buf.Len() - 1)
 	if s.buf.Len() >= streamFlushBytes {
 		return s.flush()
 	}
@@ -82,4 +86,43 @@ func (e *brokenStreamError) Unwrap() error { return e.err }
 func isBrokenStream(err error) bool {
 	var b *brokenStreamError
 	return errors.As(err, &b)
+}
+
+// writeJSON writes v as a whole answer. Like the streamed lists it does not
+// escape <, > and &: bodies are returned as they were recorded, and nothing
+// here is HTML. v is encoded before the status goes out, so an encoding
+// failure is still answered as an error.
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+// The single-record answers, written by writeJSON.
+type (
+	operationAnswer gen.Operation
+	iccRecordAnswer struct {
+		status int
+		record gen.ICCOperationRecord
+	}
+	iccV2Answer gen.ICCOperationV2Show
+)
+
+func (a operationAnswer) VisitGetOperationResponse(w http.ResponseWriter) error {
+	return writeJSON(w, http.StatusOK, gen.Operation(a))
+}
+
+func (a iccRecordAnswer) VisitPutICCOperationResponse(w http.ResponseWriter) error {
+	return writeJSON(w, a.status, a.record)
+}
+
+func (a iccV2Answer) VisitGetICCOperationV2Response(w http.ResponseWriter) error {
+	return writeJSON(w, http.StatusOK, gen.ICCOperationV2Show(a))
 }

@@ -101,3 +101,29 @@ func TestListOperations_failureBeforeFirstBytesIsAnError(t *testing.T) {
 }
 
 var _ Store = (*manyIDs)(nil)
+
+func TestJSONStream_compact(t *testing.T) {
+	tests := []struct {
+		items []any
+		want  string
+	}{
+		{nil, `{"operations":[]}` + "\n"},
+		{[]any{"a"}, `{"operations":["a"]}` + "\n"},
+		{[]any{"a", map[string]string{"b": "<&>"}, 3}, `{"operations":["a",{"b":"<&>"},3]}` + "\n"},
+	}
+	for _, tt := range tests {
+		rec := httptest.NewRecorder()
+		st := newJSONStream(rec, "operations")
+		for _, v := range tt.items {
+			if err := st.add(v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := st.finish(nil); err != nil {
+			t.Fatal(err)
+		}
+		if got := rec.Body.String(); got != tt.want {
+			t.Errorf("got %q, want %q", got, tt.want)
+		}
+	}
+}
