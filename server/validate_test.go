@@ -145,3 +145,64 @@ func wantField(t *testing.T, err error, field string) {
 		t.Fatalf("got %v, want a 010002 FieldError on %s", err, field)
 	}
 }
+
+func TestCheckTypes(t *testing.T) {
+	spec, err := gen.GetSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	operation := spec.Components.Schemas["Operation"].Value
+	tests := []struct {
+		name  string
+		body  string
+		field string // "" when every type is right
+	}{
+		{"all types right", `{"operation_id":"a","status":"failed","response":{"status_code":500},"target_clusters":[{"cluster_id":"1","response":{}}]}`, ""},
+		{"unknown fields are not checked", `{"color":5}`, ""},
+		{"null is left to the schema", `{"status":null,"rollbacks":null}`, ""},
+		{"enum field as number", `{"status":5}`, "status"},
+		{"time behind allOf as number", `{"occurred_time":20261123}`, "occurred_time"},
+		{"integer as fraction", `{"response":{"status_code":200.0}}`, "response.status_code"},
+		{"integer with exponent", `{"response":{"status_code":2e2}}`, "response.status_code"},
+		{"integer as string", `{"response":{"status_code":"200"}}`, "response.status_code"},
+		{"nested in an array", `{"target_clusters":[{"cluster_id":"1"},{"cluster_id":2}]}`, "target_clusters[1].cluster_id"},
+		{"array as object", `{"target_clusters":{}}`, "target_clusters"},
+		{"deep in rollbacks", `{"rollbacks":{"target_clusters":[{"request":{"body":1}}]}}`, "rollbacks.target_clusters[0].request.body"},
+		{"the first field in name order wins", `{"sub_status":1,"operation_id":2,"status":3}`, "operation_id"},
+		{"the body itself", `[]`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := decodeJSON([]byte(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			fe := checkTypes(operation, v)
+			switch {
+			case tt.field == "" && tt.body == "[]":
+				if fe == nil || fe.Field != "" || !fe.Syntax {
+					t.Fatalf("got %v, want a refusal of the body itself", fe)
+				}
+			case tt.field == "":
+				if fe != nil {
+					t.Fatalf("got %v, want none", fe)
+				}
+			case fe == nil || fe.Field != tt.field || !fe.Syntax:
+				t.Fatalf("got %+v, want a type error on %s", fe, tt.field)
+			}
+		})
+	}
+}
+
+func TestDecodeJSON(t *testing.T) {
+	for _, in := range []string{`{} {}`, `{}x`, `{"a":1`, ``, `{} []`} {
+		if _, err := decodeJSON([]byte(in)); err == nil {
+			t.Errorf("%q: accepted", in)
+		}
+	}
+	for _, in := range []string{`{}`, " {\"a\": [1, 2.5e3]}\n\t ", `"x"`, `null`} {
+		if _, err := decodeJSON([]byte(in)); err != nil {
+			t.Errorf("%q: %v", in, err)
+		}
+	}
+}

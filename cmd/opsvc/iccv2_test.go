@@ -250,7 +250,17 @@ func TestICCV2_refusals(t *testing.T) {
 		{"error not an object", withV2(base, "", "boom"), "error"},
 		{"error null", edit(base, "error", nil), "error"},
 		{"resource_type not in enum", withV2(base, "vpn", nil), "resource_type"},
-		{"resource_type as number", edit(base, "resource_type", 3), "resource_type"},
+		{"resource_type as number", edit(base, "resource_type", 3), "resource_type: must be a string"},
+		// A wrong JSON type is named as such, even where the field also has
+		// an enum, a pattern or a length.
+		{"order_type as number", edit(base, "order_type", 1), "order_type: must be a string"},
+		{"phase as boolean", edit(base, "phase", true), "phase: must be a string"},
+		{"connection_id as number", edit(base, "connection_id", 12), "connection_id: must be a string"},
+		{"tenant_id as object", edit(base, "tenant_id", doc{}), "tenant_id: must be a string"},
+		{"reception_datetime as number", edit(base, "reception_datetime", 20161227), "reception_datetime: must be a string"},
+		{"commit_datetime as array", edit(base, "commit_datetime", []any{}), "commit_datetime: must be a string"},
+		{"request_body as string", edit(base, "request_body", "{}"), "request_body: must be an object"},
+		{"type error beside a bad enum", edit(edit(base, "phase", "approve"), "operation_status", 2), "operation_status: must be a string"},
 	} {
 		t.Run("B2 "+tt.name, func(t *testing.T) {
 			wantICCError(t, putICC(t, s, "v2-refused", tt.body, adminToken), 400, tt.cause)
