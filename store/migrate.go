@@ -38,6 +38,9 @@ type migration struct {
 	name    string
 	mysql   []string
 	sqlite  []string
+	// data, when set, runs after the statements: data moves that SQL alone
+	// cannot do. On MySQL it must be safe to run again, like the statements.
+	data func(db *gorm.DB) error
 }
 
 const mysqlTableOptions = ` ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`
@@ -201,6 +204,92 @@ var migrations = []migration{
 			`CREATE INDEX icc_operations_tenant_order_type ON icc_operations (tenant_id, order_type, reception_datetime, seq)`,
 		},
 	},
+	{
+		version: 3,
+		name:    "msf clusters in the operation row",
+		// A notification is then one row, written in one statement.
+		mysql: []string{
+			`ALTER TABLE msf_operations
+				ADD COLUMN clusters LONGTEXT NULL,
+				ADD COLUMN cluster_bodies LONGTEXT NULL`,
+		},
+		sqlite: []string{
+			`ALTER TABLE msf_operations ADD COLUMN clusters TEXT NULL`,
+			`ALTER TABLE msf_operations ADD COLUMN cluster_bodies TEXT NULL`,
+		},
+		data: moveClustersIntoRows,
+	},
+}
+
+// legacyClusterRow is a row of msf_clusters, where versions 1 and 2 kept
+// clusters: one row per cluster, by operation, kind and position.
+type legacyClusterRow struct {
+	OperationID        string  `gorm:"column:operation_id"`
+	Kind               string  `gorm:"column:kind"`
+	Pos                int     `gorm:"column:pos"`
+	ClusterID          string  `gorm:"column:cluster_id"`
+	RequestURI         string  `gorm:"column:request_uri"`
+	RequestMethod      string  `gorm:"column:request_method"`
+	RequestBody        *string `gorm:"column:request_body"`
+	ResponsePresent    bool    `gorm:"column:response_present"`
+	ResponseStatusCode *int    `gorm:"column:response_status_code"`
+	ResponseBody       *string `gorm:"column:response_body"`
+}
+
+func (legacyClusterRow) TableName() string { return "msf_clusters" }
+
+// moveClustersIntoRows copies every operation's msf_clusters rows into its
+// clusters and cluster_bodies columns, then drops msf_clusters. Run again
+// after a crash, it copies again whatever msf_clusters still holds.
+func moveClustersIntoRows(db *gorm.DB) error {
+	if !db.Migrator().HasTable("msf_clusters") {
+		return nil
+	}
+	const batch = 500
+	after := ""
+	for {
+		var ids []string
+		err := db.Model(&operationRow{}).
+			Where("(target_clusters_present OR rollback_clusters_present) AND id > ?", after).
+			Order("id").Limit(batch).Pluck("id", &ids).Error
+		if err != nil {
+			return fmt.Errorf("move clusters: %w", err)
+		}
+		if len(ids) == 0 {
+			break
+		}
+		var rows []legacyClusterRow
+		if err := db.Where("operation_id IN ?", ids).Order("operation_id, kind, pos").Find(&rows).Error; err != nil {
+			return fmt.Errorf("move clusters: %w", err)
+		}
+		byOp := map[string]map[string][]Cluster{}
+		for _, r := range rows {
+			c := Cluster{ClusterID: r.ClusterID, Request: Request{URI: r.RequestURI, Method: r.RequestMethod, Body: r.RequestBody}}
+			if r.ResponsePresent {
+				c.Response = &Response{StatusCode: r.ResponseStatusCode, Body: r.ResponseBody}
+			}
+			if byOp[r.OperationID] == nil {
+				byOp[r.OperationID] = map[string][]Cluster{}
+			}
+			byOp[r.OperationID][r.Kind] = append(byOp[r.OperationID][r.Kind], c)
+		}
+		for _, id := range ids {
+			clusters, bodies, err := encodeClusters(byOp[id]["target"], byOp[id]["rollback"])
+			if err != nil {
+				return fmt.Errorf("move clusters of %q: %w", id, err)
+			}
+			err = db.Model(&operationRow{}).Where("id = ?", id).
+				Updates(map[string]any{"clusters": clusters, "cluster_bodies": bodies}).Error
+			if err != nil {
+				return fmt.Errorf("move clusters of %q: %w", id, err)
+			}
+		}
+		after = ids[len(ids)-1]
+	}
+	if err := db.Exec("DROP TABLE msf_clusters").Error; err != nil {
+		return fmt.Errorf("move clusters: drop msf_clusters: %w", err)
+	}
+	return nil
 }
 
 var createSchemaVersion = map[dialect]string{
@@ -290,6 +379,11 @@ func applyMigrations(db *gorm.DB, d dialect, steps []migration, now func() time.
 			}
 			for _, stmt := range stmts {
 				if err := tx.Exec(stmt).Error; err != nil && !alreadyApplied(d, err) {
+					return fmt.Errorf("migrate to version %d: %w", step.version, err)
+				}
+			}
+			if step.data != nil {
+				if err := step.data(tx); err != nil {
 					return fmt.Errorf("migrate to version %d: %w", step.version, err)
 				}
 			}

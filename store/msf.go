@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 )
 
 // Operation is the result of one asynchronous MSF operation, as last notified
@@ -68,10 +67,6 @@ type Rollbacks struct {
 	TargetClusters []Cluster
 }
 
-// clusterInsertBatch is how many clusters one INSERT writes: a row binds
-// about ten values.
-const clusterInsertBatch = 1000
-
 // statusRank orders MSF statuses: a notification never moves to a lower rank.
 var statusRank = map[string]int{
 	"unexecuted": 0,
@@ -81,9 +76,12 @@ var statusRank = map[string]int{
 	"canceled":   2,
 }
 
+// terminalRank is the rank of the statuses that never change once reached.
+const terminalRank = 2
+
 // checkTransition decides whether notification next may replace the stored
 // old. Only Status and LastUpdateTime count. It returns a *ConflictError when
-// next goes backwards.
+// next goes backwards. transitionAllowed says the same in SQL.
 func checkTransition(old, next Operation) error {
 	oldRank, nextRank := statusRank[old.Status], statusRank[next.Status]
 	switch {
@@ -94,11 +92,18 @@ func checkTransition(old, next Operation) error {
 	case nextRank < oldRank:
 		return &ConflictError{Field: "status", Reason: next.Status + " would go back from " + old.Status}
 	// 030007: a terminal status never moves; the same one may be re-sent.
-	case oldRank == statusRank["completed"] && next.Status != old.Status:
+	case oldRank == terminalRank && next.Status != old.Status:
 		return &ConflictError{Field: "status", Reason: next.Status + " would replace the terminal " + old.Status}
 	}
 	return nil
 }
+
+// transitionAllowed is checkTransition as the condition of an UPDATE of the
+// stored row; its arguments are next's last_update_time, status rank and
+// status.
+const transitionAllowed = `last_update_time <= ?
+	AND (CASE status WHEN 'unexecuted' THEN 0 WHEN 'executing' THEN 1 ELSE 2 END) <= ?
+	AND (status IN ('unexecuted', 'executing') OR status = ?)`
 
 // PutOperation creates the operation or replaces the stored one with the same
 // ID, clusters included. It returns ErrConflict (as a *ConflictError), changing
@@ -108,51 +113,51 @@ func checkTransition(old, next Operation) error {
 // Re-sending the stored notification succeeds. Concurrent calls for one id are
 // serialized, so the stored record is always exactly one accepted
 // notification. It returns ErrUnavailable when the database cannot be reached.
+//
+// A notification is one row, so each write is one statement: an UPDATE that
+// applies only if the transition is allowed, else an INSERT when the id is
+// new; the database's row lock and unique key do the serializing, and no
+// transaction is held open across round trips.
 func (s *Store) PutOperation(ctx context.Context, op Operation) error {
 	if op.ID == "" {
 		return errors.New("put operation: empty id")
 	}
-	if _, ok := statusRank[op.Status]; !ok {
+	rank, ok := statusRank[op.Status]
+	if !ok {
 		return fmt.Errorf("put operation %q: unknown status %q", op.ID, op.Status)
 	}
-	now := utcSecond(s.now())
-	row, clusters := operationToRows(op)
-	err := s.inTx(ctx, func(tx *gorm.DB) error {
-		var old operationRow
-		err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).
-			Select("id", "status", "last_update_time").
+	row, err := operationToRow(op)
+	if err != nil {
+		return fmt.Errorf("put operation %q: %w", op.ID, err)
+	}
+	row.CreatedAt = utcSecond(s.now())
+	row.UpdatedAt = row.CreatedAt
+	db := s.db.WithContext(ctx)
+	err = s.withRetry(ctx, func() error {
+		res := db.Model(&operationRow{}).
 			Where("id = ?", row.ID).
-			Take(&old).Error
-		switch {
-		case errors.Is(err, gorm.ErrRecordNotFound):
-			row.CreatedAt, row.UpdatedAt = now, now
-			if err := tx.Create(&row).Error; err != nil {
-				return err
-			}
-		case err != nil:
+			Where(transitionAllowed, row.LastUpdateTime, rank, row.Status).
+			Select("*").Omit("id", "created_at").
+			Updates(&row)
+		if res.Error != nil || res.RowsAffected == 1 {
+			return res.Error
+		}
+		// Not updated: the id is new, or the notification goes backwards.
+		err := db.Create(&row).Error
+		if !errors.Is(err, gorm.ErrDuplicatedKey) {
 			return err
-		default:
-			stored := Operation{Status: old.Status, LastUpdateTime: old.LastUpdateTime}
-			next := Operation{Status: row.Status, LastUpdateTime: row.LastUpdateTime}
-			if err := checkTransition(stored, next); err != nil {
-				return err
-			}
-			row.UpdatedAt = now
-			// Select("*") writes every column, NULLs and false included:
-			// the notification replaces the record as a whole.
-			if err := tx.Model(&operationRow{ID: row.ID}).Select("*").Omit("id", "created_at").Updates(&row).Error; err != nil {
-				return err
-			}
-			if err := tx.Where("operation_id = ?", row.ID).Delete(&clusterRow{}).Error; err != nil {
-				return err
-			}
 		}
-		if len(clusters) == 0 {
-			return nil
+		var old operationRow
+		if err := db.Select("status", "last_update_time").Where("id = ?", row.ID).Take(&old).Error; err != nil {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return errRace // removed since: try again
+			}
+			return err
 		}
-		// A 4 MiB notification may list tens of thousands of clusters: more
-		// placeholders than one statement may bind (MySQL 65,535, SQLite 32,766).
-		return tx.CreateInBatches(&clusters, clusterInsertBatch).Error
+		if err := checkTransition(Operation{Status: old.Status, LastUpdateTime: old.LastUpdateTime}, op); err != nil {
+			return err
+		}
+		return errRace // another notification was stored in between: try again
 	})
 	if err != nil {
 		return fmt.Errorf("put operation %q: %w", op.ID, s.translate(err))
@@ -164,26 +169,17 @@ func (s *Store) PutOperation(ctx context.Context, op Operation) error {
 // ErrNotFound when no operation has id, and ErrUnavailable when the database
 // cannot be reached.
 func (s *Store) GetOperation(ctx context.Context, id string) (Operation, error) {
-	var op Operation
-	// One transaction, so the operation and its clusters come from the same
-	// notification even while another replaces it.
-	err := s.inReadTx(ctx, func(tx *gorm.DB) error {
-		var row operationRow
-		if err := tx.Where("id = ?", id).Take(&row).Error; err != nil {
-			if errors.Is(err, gorm.ErrRecordNotFound) {
-				return ErrNotFound
-			}
-			return err
-		}
-		var clusters []clusterRow
-		if err := tx.Where("operation_id = ?", id).Order("kind, pos").Find(&clusters).Error; err != nil {
-			return err
-		}
-		op = rowsToOperation(row, clusters)
-		return nil
-	})
+	var row operationRow
+	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&row).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		err = ErrNotFound
+	}
 	if err != nil {
 		return Operation{}, fmt.Errorf("get operation %q: %w", id, s.translate(err))
+	}
+	op, err := rowToOperation(row)
+	if err != nil {
+		return Operation{}, fmt.Errorf("get operation %q: %w", id, err)
 	}
 	return op, nil
 }
@@ -232,19 +228,15 @@ func (s *Store) ListOperationIDs(ctx context.Context, fn func(id string) error) 
 	}
 }
 
-// Columns read by ListOperations: everything but the bodies, which can be
-// megabytes each and which the detail list does not show.
-var (
-	operationListColumns = []string{
-		"id", "occurred_time", "last_update_time", "reservation_time", "start_time", "status", "sub_status",
-		"request_uri", "request_method", "response_present", "response_status_code",
-		"target_clusters_present", "rollback_result", "rollback_occurred_time", "rollback_clusters_present",
-	}
-	clusterListColumns = []string{
-		"operation_id", "kind", "pos", "cluster_id",
-		"request_uri", "request_method", "response_present", "response_status_code",
-	}
-)
+// operationListColumns are the columns ListOperations reads: everything but
+// the bodies, which can be megabytes each and which the detail list does not
+// show.
+var operationListColumns = []string{
+	"id", "occurred_time", "last_update_time", "reservation_time", "start_time", "status", "sub_status",
+	"request_uri", "request_method", "response_present", "response_status_code",
+	"target_clusters_present", "rollback_result", "rollback_occurred_time", "rollback_clusters_present",
+	"clusters",
+}
 
 // ListOperations calls fn with every operation, in the order of
 // ListOperationIDs, without any body: every Request.Body and Response.Body is
@@ -253,64 +245,33 @@ var (
 func (s *Store) ListOperations(ctx context.Context, fn func(Operation) error) error {
 	var cur *operationCursor
 	for {
-		ops, err := s.operationBatch(ctx, cur)
+		var rows []operationRow
+		err := cur.where(s.db.WithContext(ctx).Select(operationListColumns)).
+			Order("occurred_time, id").
+			Limit(s.batchSize).
+			Find(&rows).Error
 		if err != nil {
 			return fmt.Errorf("list operations: %w", s.translate(err))
 		}
-		for _, op := range ops {
+		for _, r := range rows {
+			op, err := rowToOperation(r)
+			if err != nil {
+				return fmt.Errorf("list operations: %w", err)
+			}
 			if err := fn(op); err != nil {
 				return err
 			}
 		}
-		if len(ops) < s.batchSize {
+		if len(rows) < s.batchSize {
 			return nil
 		}
-		last := ops[len(ops)-1]
+		last := rows[len(rows)-1]
 		cur = &operationCursor{occurredTime: last.OccurredTime, id: last.ID}
 	}
 }
 
-// operationBatch reads the next batch of operations after cur with their
-// clusters, without bodies. The two queries share a transaction so that each
-// operation and its clusters come from the same notification.
-func (s *Store) operationBatch(ctx context.Context, cur *operationCursor) ([]Operation, error) {
-	var ops []Operation
-	err := s.inReadTx(ctx, func(tx *gorm.DB) error {
-		var rows []operationRow
-		err := cur.where(tx.Select(operationListColumns)).
-			Order("occurred_time, id").
-			Limit(s.batchSize).
-			Find(&rows).Error
-		if err != nil || len(rows) == 0 {
-			return err
-		}
-		ids := make([]string, len(rows))
-		for i, r := range rows {
-			ids[i] = r.ID
-		}
-		var clusters []clusterRow
-		err = tx.Select(clusterListColumns).
-			Where("operation_id IN ?", ids).
-			Order("operation_id, kind, pos").
-			Find(&clusters).Error
-		if err != nil {
-			return err
-		}
-		byOp := make(map[string][]clusterRow, len(rows))
-		for _, c := range clusters {
-			byOp[c.OperationID] = append(byOp[c.OperationID], c)
-		}
-		ops = make([]Operation, len(rows))
-		for i, r := range rows {
-			ops[i] = rowsToOperation(r, byOp[r.ID])
-		}
-		return nil
-	})
-	return ops, err
-}
-
-// operationToRows normalizes op's times and splits it into its table rows.
-func operationToRows(op Operation) (operationRow, []clusterRow) {
+// operationToRow normalizes op's times and encodes it as its table row.
+func operationToRow(op Operation) (operationRow, error) {
 	row := operationRow{
 		ID:                    op.ID,
 		OccurredTime:          utcSecond(op.OccurredTime),
@@ -329,40 +290,21 @@ func operationToRows(op Operation) (operationRow, []clusterRow) {
 		row.ResponseStatusCode = op.Response.StatusCode
 		row.ResponseBody = op.Response.Body
 	}
-	clusters := clusterRows(op.ID, kindTarget, op.TargetClusters, nil)
+	var rollbackClusters []Cluster
 	if rb := op.Rollbacks; rb != nil {
 		row.RollbackResult = &rb.Result
 		row.RollbackOccurredTime = utcSecondPtr(&rb.OccurredTime)
 		row.RollbackClustersPresent = rb.TargetClusters != nil
-		clusters = clusterRows(op.ID, kindRollback, rb.TargetClusters, clusters)
+		rollbackClusters = rb.TargetClusters
 	}
-	return row, clusters
+	var err error
+	row.Clusters, row.ClusterBodies, err = encodeClusters(op.TargetClusters, rollbackClusters)
+	return row, err
 }
 
-func clusterRows(opID, kind string, cs []Cluster, rows []clusterRow) []clusterRow {
-	for i, c := range cs {
-		r := clusterRow{
-			OperationID:   opID,
-			Kind:          kind,
-			Pos:           i,
-			ClusterID:     c.ClusterID,
-			RequestURI:    c.Request.URI,
-			RequestMethod: c.Request.Method,
-			RequestBody:   c.Request.Body,
-		}
-		if c.Response != nil {
-			r.ResponsePresent = true
-			r.ResponseStatusCode = c.Response.StatusCode
-			r.ResponseBody = c.Response.Body
-		}
-		rows = append(rows, r)
-	}
-	return rows
-}
-
-// rowsToOperation rebuilds an operation; clusters must be ordered by kind and
-// position.
-func rowsToOperation(row operationRow, clusters []clusterRow) Operation {
+// rowToOperation rebuilds an operation from its row. Without the body
+// columns (ListOperations), every body is nil.
+func rowToOperation(row operationRow) (Operation, error) {
 	op := Operation{
 		ID:              row.ID,
 		OccurredTime:    row.OccurredTime.UTC(),
@@ -376,37 +318,21 @@ func rowsToOperation(row operationRow, clusters []clusterRow) Operation {
 	if row.ResponsePresent {
 		op.Response = &Response{StatusCode: row.ResponseStatusCode, Body: row.ResponseBody}
 	}
+	target, rollback, err := decodeClusters(row.Clusters, row.ClusterBodies)
+	if err != nil {
+		return Operation{}, fmt.Errorf("operation %q: %w", row.ID, err)
+	}
 	if row.TargetClustersPresent {
-		op.TargetClusters = clustersOfKind(clusters, kindTarget)
+		op.TargetClusters = target
 	}
 	if row.RollbackResult != nil {
-		op.Rollbacks = &Rollbacks{Result: *row.RollbackResult}
+		op.Rollbacks = &Rollbacks{Result: *row.RollbackResult, TargetClusters: nil}
 		if row.RollbackOccurredTime != nil {
 			op.Rollbacks.OccurredTime = row.RollbackOccurredTime.UTC()
 		}
 		if row.RollbackClustersPresent {
-			op.Rollbacks.TargetClusters = clustersOfKind(clusters, kindRollback)
+			op.Rollbacks.TargetClusters = rollback
 		}
 	}
-	return op
-}
-
-// clustersOfKind returns a non-nil slice: the caller asks only for lists that
-// were sent, possibly empty.
-func clustersOfKind(rows []clusterRow, kind string) []Cluster {
-	cs := []Cluster{}
-	for _, r := range rows {
-		if r.Kind != kind {
-			continue
-		}
-		c := Cluster{
-			ClusterID: r.ClusterID,
-			Request:   Request{URI: r.RequestURI, Method: r.RequestMethod, Body: r.RequestBody},
-		}
-		if r.ResponsePresent {
-			c.Response = &Response{StatusCode: r.ResponseStatusCode, Body: r.ResponseBody}
-		}
-		cs = append(cs, c)
-	}
-	return cs
+	return op, nil
 }

@@ -62,10 +62,6 @@ type Store struct {
 	now       func() time.Time
 	batchSize int
 	closed    atomic.Bool
-
-	// writeTx and readTx are the options of write and read transactions;
-	// nil on SQLite, where one connection already serializes everything.
-	writeTx, readTx *sql.TxOptions
 }
 
 // Open connects to the database named by dsn and creates or upgrades its schema
@@ -203,7 +199,14 @@ func (s *Store) openMySQL(ctx context.Context, dsn string, cfg *gorm.Config) err
 	if err != nil {
 		return err
 	}
-	sqlDB := sql.OpenDB(connector)
+	// Under the default REPEATABLE READ, a locking read of an id not yet
+	// stored takes a gap lock, and writers creating ids in the same gap (new
+	// ids at the end of the index, typically) deadlock on their inserts.
+	// Under READ COMMITTED a missing row locks nothing and the unique key
+	// stops a second creator of one id (duplicate key, retried). It is set
+	// once per connection, not per transaction: SET TRANSACTION before each
+	// one would cost a round trip every time.
+	sqlDB := sql.OpenDB(sessionConnector{connector, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"})
 	// MariaDB closes a connection idle for wait_timeout (8 h by default, often
 	// lowered by operators) and proxies or NAT drop idle ones sooner; a
 	// connection that died in the pool fails the next query. Retiring
@@ -213,17 +216,6 @@ func (s *Store) openMySQL(ctx context.Context, dsn string, cfg *gorm.Config) err
 	sqlDB.SetMaxOpenConns(20)
 	sqlDB.SetMaxIdleConns(10)
 
-	// Under the default REPEATABLE READ, SELECT ... FOR UPDATE of an id not
-	// yet stored takes a gap lock, and transactions creating ids in the same
-	// gap (new ids at the end of the index, typically) deadlock on their
-	// inserts. Under READ COMMITTED a missing row locks nothing, the unique
-	// key stops a second creator of one id (duplicate key, retried by inTx),
-	// and an existing row is still locked exclusively, which is all the
-	// check-then-write needs.
-	s.writeTx = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
-	// A record is read with two statements (operation, then clusters) that
-	// must see one snapshot, whatever the server's default isolation.
-	s.readTx = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
 	return s.openGORM(ctx, sqlDB, gormmysql.New(gormmysql.Config{Conn: sqlDB}), cfg)
 }
 
@@ -270,6 +262,14 @@ func mysqlConfig(dsn string) (*mysql.Config, error) {
 		// default (minutes) when the caller's ctx has no deadline.
 		q.Set("timeout", "10s")
 	}
+	if !q.Has("interpolateParams") {
+		// Placeholders filled in by the driver: one round trip per
+		// statement instead of three (prepare, execute, close).
+		q.Set("interpolateParams", "true")
+	}
+	// RowsAffected counts the rows an UPDATE matched, changed or not: the
+	// conditional writes tell "applied" from "refused" by it.
+	q.Set("clientFoundRows", "true")
 	cfg, err := mysql.ParseDSN("/?" + q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("mysql: database URL parameters: %w", err)
@@ -352,19 +352,22 @@ func unreachable(err error) bool {
 	return false
 }
 
-// Write transactions are tried this many times in all when they lose a race.
+// errRace is a write that found the record changed under it by another
+// writer between two of its statements; it is tried again.
+var errRace = errors.New("the record changed during the write")
+
+// Writes are tried this many times in all when they lose a race.
 const maxTxAttempts = 10
 
-// inTx runs fn in one write transaction, retrying it from the start when it
-// lost a race to another writer (see retryable); fn must therefore reset
-// anything it reports to the caller. Any error rolls the transaction back.
-func (s *Store) inTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
+// withRetry runs fn, and runs it again when it lost a race to another writer
+// (see retryable); fn must therefore reset anything it reports to the caller.
+func (s *Store) withRetry(ctx context.Context, fn func() error) error {
 	for attempt := 1; ; attempt++ {
-		err := s.db.WithContext(ctx).Transaction(fn, s.writeTx)
+		err := fn()
 		if err == nil || attempt == maxTxAttempts || !retryable(err) {
 			return err
 		}
-		s.log.DebugContext(ctx, "store: retrying transaction", "attempt", attempt, "error", err)
+		s.log.DebugContext(ctx, "store: retrying", "attempt", attempt, "error", err)
 		// Growing, jittered waits keep the losers of one race from
 		// colliding again in step.
 		wait := time.Millisecond + rand.N(time.Duration(min(2<<attempt, 200))*time.Millisecond)
@@ -376,10 +379,10 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	}
 }
 
-// inReadTx runs fn in one read transaction, so that its statements see one
-// snapshot.
-func (s *Store) inReadTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
-	return s.db.WithContext(ctx).Transaction(fn, s.readTx)
+// inTx runs fn in one write transaction, retried as withRetry does. Any
+// error rolls the transaction back.
+func (s *Store) inTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	return s.withRetry(ctx, func() error { return s.db.WithContext(ctx).Transaction(fn) })
 }
 
 // retryable reports whether err means the transaction lost a race and may
@@ -387,7 +390,7 @@ func (s *Store) inReadTx(ctx context.Context, fn func(tx *gorm.DB) error) error 
 // to lock; the second one's insert then fails with a duplicate key (or, should
 // gap locks be in play, a deadlock) and, run again, finds the first one's row.
 func retryable(err error) bool {
-	if errors.Is(err, gorm.ErrDuplicatedKey) {
+	if errors.Is(err, gorm.ErrDuplicatedKey) || errors.Is(err, errRace) {
 		return true
 	}
 	var myErr *mysql.MySQLError
@@ -423,4 +426,28 @@ func utcSecondPtr(t *time.Time) *time.Time {
 	}
 	u := utcSecond(*t)
 	return &u
+}
+
+// sessionConnector runs a statement on each new connection before the pool
+// hands it out.
+type sessionConnector struct {
+	driver.Connector
+	init string
+}
+
+func (c sessionConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	execer, ok := conn.(driver.ExecerContext)
+	if !ok {
+		conn.Close()
+		return nil, errors.New("mysql: connection cannot execute statements")
+	}
+	if _, err := execer.ExecContext(ctx, c.init, nil); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
 }

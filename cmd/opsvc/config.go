@@ -16,6 +16,7 @@ type Config struct {
 	AllowedCIDRs    []netip.Prefix // MSF_ALLOWED_CIDRS
 	ShutdownTimeout time.Duration  // SHUTDOWN_TIMEOUT: how long in-flight requests may take after SIGTERM
 	LogLevel        string         // LOG_LEVEL: debug, info, warn, error
+	PprofAddr       string         // PPROF_ADDR: where net/http/pprof listens; empty: nowhere
 
 	Keystone KeystoneConfig
 }
@@ -42,6 +43,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		DatabaseURL:     or(getenv("DATABASE_URL"), "sqlite:operations.db"),
 		AuthTokensFile:  getenv("AUTH_TOKENS_FILE"),
 		LogLevel:        or(getenv("LOG_LEVEL"), "info"),
+		PprofAddr:       getenv("PPROF_ADDR"),
 		ShutdownTimeout: 30 * time.Second,
 		Keystone: KeystoneConfig{
 			URL:         getenv("KEYSTONE_URL"),
