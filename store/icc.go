@@ -2,9 +2,11 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -104,7 +106,7 @@ func (s *Store) PutICCOperation(ctx context.Context, op ICCOperation) (stored IC
 		row := iccOperationToRow(op)
 		var old iccRow
 		err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).
-			Select("seq", "operation_status").
+			Select("seq", "operation_status", "tenant_id", "connection_id").
 			Where("operation_id = ?", op.ID).
 			Take(&old).Error
 		switch {
@@ -115,7 +117,7 @@ func (s *Store) PutICCOperation(ctx context.Context, op ICCOperation) (stored IC
 				return err
 			}
 			created = true
-			return nil
+			return refreshLatest(tx, connectionKey{op.TenantID, op.ConnectionID})
 		case err != nil:
 			return err
 		}
@@ -123,15 +125,73 @@ func (s *Store) PutICCOperation(ctx context.Context, op ICCOperation) (stored IC
 			return err
 		}
 		row.UpdatedAt = now
-		return tx.Model(&iccRow{}).
+		err = tx.Model(&iccRow{}).
 			Where("seq = ?", old.Seq).
 			Select("*").Omit("seq", "operation_id", "created_at").
 			Updates(&row).Error
+		if err != nil {
+			return err
+		}
+		// A replacement may move the operation in time, or to another
+		// connection or tenant: both connections' latest may change.
+		return refreshLatest(tx, connectionKey{old.TenantID, old.ConnectionID}, connectionKey{op.TenantID, op.ConnectionID})
 	})
 	if err != nil {
 		return ICCOperation{}, false, fmt.Errorf("put icc operation %q: %w", op.ID, s.translate(err))
 	}
 	return op, created, nil
+}
+
+// connectionKey names one connection of one tenant: icc_latest keeps the
+// latest operation of each.
+type connectionKey struct{ tenantID, connectionID string }
+
+// refreshLatest brings the icc_latest rows of the given connections up to
+// date within tx, after a write to their operations. The marker row is
+// locked first, so writers of one connection take turns and each sees the
+// others' committed operations when it looks for the latest; a connection's
+// first writers race on the marker's primary key instead, and the loser's
+// transaction is retried (duplicate key).
+func refreshLatest(tx *gorm.DB, keys ...connectionKey) error {
+	slices.SortFunc(keys, func(a, b connectionKey) int {
+		return cmp.Or(cmp.Compare(a.tenantID, b.tenantID), cmp.Compare(a.connectionID, b.connectionID))
+	})
+	keys = slices.Compact(keys)
+	for _, k := range keys {
+		var marker latestRow
+		err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).
+			Where("tenant_id = ? AND connection_id = ?", k.tenantID, k.connectionID).
+			Take(&marker).Error
+		exists := err == nil
+		if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
+			return err
+		}
+		var latest iccRow
+		err = tx.Select("seq", "reception_datetime").
+			Where("tenant_id = ? AND connection_id = ?", k.tenantID, k.connectionID).
+			Order("reception_datetime DESC, seq DESC").
+			Take(&latest).Error
+		switch {
+		case errors.Is(err, gorm.ErrRecordNotFound):
+			if exists {
+				err = tx.Where("tenant_id = ? AND connection_id = ?", k.tenantID, k.connectionID).Delete(&latestRow{}).Error
+			} else {
+				err = nil
+			}
+		case err != nil:
+		case !exists:
+			err = tx.Create(&latestRow{TenantID: k.tenantID, ConnectionID: k.connectionID,
+				Seq: latest.Seq, ReceptionDatetime: latest.ReceptionDatetime}).Error
+		case marker.Seq != latest.Seq || !marker.ReceptionDatetime.Equal(latest.ReceptionDatetime):
+			err = tx.Model(&latestRow{}).
+				Where("tenant_id = ? AND connection_id = ?", k.tenantID, k.connectionID).
+				Updates(map[string]any{"seq": latest.Seq, "reception_datetime": latest.ReceptionDatetime}).Error
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // iccCursor is the keyset position after the last listed ICC operation.
@@ -170,15 +230,48 @@ func (s *Store) ListICCOperations(ctx context.Context, f ICCFilter, fn func(ICCO
 			return nil
 		}
 		last := rows[len(rows)-1]
-		cur = &iccCursor{receptionDatetime: last.ReceptionDatetime, seq: last.Seq}
+		next := &iccCursor{receptionDatetime: last.ReceptionDatetime, seq: last.Seq}
+		if cur != nil && !cur.before(next) {
+			return fmt.Errorf("list icc operations: the listing went back to %v, seq %d", next.receptionDatetime, next.seq)
+		}
+		cur = next
 	}
+}
+
+// before reports whether c comes before d in listing order.
+func (c *iccCursor) before(d *iccCursor) bool {
+	return c.receptionDatetime.Before(d.receptionDatetime) ||
+		(c.receptionDatetime.Equal(d.receptionDatetime) && c.seq < d.seq)
 }
 
 // iccBatch reads, whole, the next batch of matches after cur.
 func (s *Store) iccBatch(ctx context.Context, f ICCFilter, cur *iccCursor) ([]iccRow, error) {
 	db := s.db.WithContext(ctx)
 	q := whereICCFilter(db.Table("icc_operations AS o"), "o", f)
-	if f.Latest {
+	switch {
+	case f.Latest && f.latestByMarker():
+		// The latest of each connection of the tenant is an index read
+		// of icc_latest, kept up to date by every write.
+		q = db.Table("icc_latest AS l").Joins("JOIN icc_operations AS o ON o.seq = l.seq").
+			Where("l.tenant_id = ?", f.TenantID)
+		if f.ConnectionID != "" {
+			q = q.Where("l.connection_id = ?", f.ConnectionID)
+		}
+		if cur != nil {
+			q = q.Where("(l.reception_datetime > ? OR (l.reception_datetime = ? AND l.seq > ?))",
+				cur.receptionDatetime, cur.receptionDatetime, cur.seq)
+		}
+		// The marker's own reception time orders the list and keys the
+		// next batch; it is the operation's (both are written together).
+		cols := slices.Clone(iccListColumns)
+		cols[slices.Index(cols, "o.reception_datetime")] = "l.reception_datetime"
+		var rows []iccRow
+		err := q.Select(cols).
+			Order("l.reception_datetime, l.seq").
+			Limit(s.batchSize).
+			Find(&rows).Error
+		return rows, err
+	case f.Latest:
 		// A match is the latest of its connection when no other match of
 		// that connection comes after it in listing order. The subquery uses
 		// the same filter, so latest means latest among the matches.
@@ -198,6 +291,16 @@ func (s *Store) iccBatch(ctx context.Context, f ICCFilter, cur *iccCursor) ([]ic
 		Limit(s.batchSize).
 		Find(&rows).Error
 	return rows, err
+}
+
+// latestByMarker reports whether icc_latest answers f's latest: it holds the
+// latest of each connection of each tenant, so it serves a tenant's list
+// filtered at most by connection. Other filters pick the latest among their
+// matches, and an admin's list the latest of each connection whatever its
+// tenant: those are computed from icc_operations.
+func (f ICCFilter) latestByMarker() bool {
+	return !f.AllTenants && f.ID == "" && f.OrderType == "" && f.Phase == "" &&
+		f.OperationStatus == "" && f.ResourceType == ""
 }
 
 // whereICCFilter adds f's conditions on the table aliased as alias.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -435,5 +437,87 @@ func TestStore_PutICCOperationConcurrent(t *testing.T) {
 			}
 		}
 		t.Errorf("stored record is none of the accepted ones: %s", clippedJSON(got[0]))
+	})
+}
+
+// latestOf computes, from every stored operation, what a tenant's latest list
+// must be: of each connection, the greatest reception time, then the one
+// recorded last; in listing order.
+func latestOf(all []ICCOperation, tenant, conn string) []string {
+	best := map[string]int{} // connection -> index into all (listing order)
+	var order []string
+	for i, op := range all {
+		if op.TenantID != tenant || (conn != "" && op.ConnectionID != conn) {
+			continue
+		}
+		if _, ok := best[op.ConnectionID]; !ok {
+			order = append(order, op.ConnectionID)
+		}
+		best[op.ConnectionID] = i // all is in listing order: the last one wins
+	}
+	idx := make([]int, 0, len(order))
+	for _, c := range order {
+		idx = append(idx, best[c])
+	}
+	slices.Sort(idx)
+	ids := []string{}
+	for _, i := range idx {
+		ids = append(ids, all[i].ID)
+	}
+	return ids
+}
+
+func TestStore_ListICCOperationsLatestMarker(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s := mustOpen(t, b, Options{BatchSize: 3})
+		ctx := context.Background()
+		tenants := []string{"lt-a", "lt-b"}
+		conns := []string{connA, connB, connC}
+		check := func(t *testing.T) {
+			t.Helper()
+			all := mustListICCOperations(t, s, ICCFilter{AllTenants: true})
+			for _, tenant := range tenants {
+				got := iccIDs(mustListICCOperations(t, s, ICCFilter{TenantID: tenant, Latest: true}))
+				assertEqual(t, "latest of "+tenant, got, latestOf(all, tenant, ""))
+				for _, c := range conns {
+					got := iccIDs(mustListICCOperations(t, s, ICCFilter{TenantID: tenant, ConnectionID: c, Latest: true}))
+					assertEqual(t, "latest of "+tenant+" "+c, got, latestOf(all, tenant, c))
+				}
+			}
+		}
+
+		t.Run("creates and replaces that move operations in time, connection and tenant", func(t *testing.T) {
+			rnd := rand.New(rand.NewPCG(1, 2))
+			for i := range 120 {
+				// Few ids, so that most writes replace, and few times, so
+				// that receptions tie.
+				op := newICCOperation(fmt.Sprintf("lt-%d", rnd.IntN(25)), tenants[rnd.IntN(2)], conns[rnd.IntN(3)])
+				op.ReceptionDatetime = at(rnd.IntN(6))
+				_, _, err := s.PutICCOperation(ctx, op)
+				if err != nil {
+					t.Fatalf("write %d: %v", i, err)
+				}
+				if i%10 == 9 {
+					check(t)
+				}
+			}
+		})
+
+		t.Run("concurrent writers of one connection", func(t *testing.T) {
+			var wg sync.WaitGroup
+			for w := range 16 {
+				wg.Go(func() {
+					for i := range 5 {
+						op := newICCOperation(fmt.Sprintf("ltc-%d-%d", w, i%3), "lt-a", connC)
+						op.ReceptionDatetime = at(100 + (w*5+i)%7)
+						if _, _, err := s.PutICCOperation(ctx, op); err != nil {
+							t.Errorf("writer %d: %v", w, err)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			check(t)
+		})
 	})
 }

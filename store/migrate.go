@@ -219,7 +219,45 @@ var migrations = []migration{
 		},
 		data: moveClustersIntoRows,
 	},
+	{
+		version: 4,
+		name:    "icc latest operation of each connection",
+		// Filled from the operations already stored; the DELETE makes a
+		// re-run after a crash start over.
+		mysql: []string{
+			`CREATE TABLE IF NOT EXISTS icc_latest (
+				tenant_id VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+				connection_id VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+				seq BIGINT NOT NULL,
+				reception_datetime DATETIME NOT NULL,
+				PRIMARY KEY (tenant_id, connection_id),
+				KEY icc_latest_tenant (tenant_id, reception_datetime, seq)
+			)` + mysqlTableOptions,
+			`DELETE FROM icc_latest`,
+			`INSERT INTO icc_latest (tenant_id, connection_id, seq, reception_datetime)` + latestOfEachConnection,
+		},
+		sqlite: []string{
+			`CREATE TABLE icc_latest (
+				tenant_id TEXT NOT NULL,
+				connection_id TEXT NOT NULL,
+				seq INTEGER NOT NULL,
+				reception_datetime DATETIME NOT NULL,
+				PRIMARY KEY (tenant_id, connection_id)
+			)`,
+			`CREATE INDEX icc_latest_tenant ON icc_latest (tenant_id, reception_datetime, seq)`,
+			`INSERT INTO icc_latest (tenant_id, connection_id, seq, reception_datetime)` + latestOfEachConnection,
+		},
+	},
 }
+
+// latestOfEachConnection selects, for icc_latest, the operation of each
+// tenant's connection that no other of it follows in listing order.
+const latestOfEachConnection = `
+	SELECT o.tenant_id, o.connection_id, o.seq, o.reception_datetime FROM icc_operations o
+	WHERE NOT EXISTS (
+		SELECT 1 FROM icc_operations n
+		WHERE n.tenant_id = o.tenant_id AND n.connection_id = o.connection_id
+		AND (n.reception_datetime > o.reception_datetime OR (n.reception_datetime = o.reception_datetime AND n.seq > o.seq)))`
 
 // legacyClusterRow is a row of msf_clusters, where versions 1 and 2 kept
 // clusters: one row per cluster, by operation, kind and position.

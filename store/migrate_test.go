@@ -169,6 +169,8 @@ func TestOpen_migration(t *testing.T) {
 			icc := newICCOperation("icc-v1", "tenant", connA)
 			icc.RequestBody = []byte(`{"connection":{}}`)
 			assertEqual(t, "icc operation", mustListICCOperations(t, s, ICCFilter{TenantID: "tenant"}), []ICCOperation{icc})
+			// icc_latest (version 4) is filled from the rows already there.
+			assertEqual(t, "latest", iccIDs(mustListICCOperations(t, s, ICCFilter{TenantID: "tenant", Latest: true})), []string{"icc-v1"})
 		})
 
 		t.Run("a database of the previous version is upgraded with its rows", func(t *testing.T) {

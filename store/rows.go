@@ -193,6 +193,19 @@ type iccRow struct {
 
 func (iccRow) TableName() string { return "icc_operations" }
 
+// latestRow marks the latest operation (greatest reception time, then seq)
+// of one connection of one tenant, in icc_latest. Its reception time is a
+// copy of the operation's, so that a tenant's latest list is read in order
+// from an index.
+type latestRow struct {
+	TenantID          string    `gorm:"column:tenant_id;primaryKey"`
+	ConnectionID      string    `gorm:"column:connection_id;primaryKey"`
+	Seq               int64     `gorm:"column:seq"`
+	ReceptionDatetime time.Time `gorm:"column:reception_datetime"`
+}
+
+func (latestRow) TableName() string { return "icc_latest" }
+
 // schemaVersionRow records one applied migration step.
 type schemaVersionRow struct {
 	Version   int       `gorm:"column:version;primaryKey;autoIncrement:false"`
