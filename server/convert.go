@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 
 	"example.com/opsvc/gen"
@@ -197,7 +199,8 @@ func clusterSummariesToGen(in []store.Cluster) []gen.ClusterSummary {
 
 // iccOperationFromGen converts a B2 body. Connection ids are stored in lower
 // case (uuid.UUID's String), so that a filter matches whatever case a client
-// used. Its only refusals are times that are not real dates (400).
+// used. request_body and error are stored compact, as every answer shows
+// them. Its only refusals are times that are not real dates (400).
 func iccOperationFromGen(id string, in gen.ICCOperationWrite) (store.ICCOperation, error) {
 	out := store.ICCOperation{
 		ID:              id,
@@ -206,15 +209,19 @@ func iccOperationFromGen(id string, in gen.ICCOperationWrite) (store.ICCOperatio
 		OrderType:       string(in.OrderType),
 		Phase:           string(in.Phase),
 		OperationStatus: string(in.OperationStatus),
-		RequestBody:     in.RequestBody,
+	}
+	var err error
+	if out.RequestBody, err = compactJSON("request_body", in.RequestBody); err != nil {
+		return store.ICCOperation{}, err
 	}
 	if in.ResourceType != nil {
 		out.ResourceType = string(*in.ResourceType)
 	}
 	if in.Error != nil {
-		out.Error = *in.Error
+		if out.Error, err = compactJSON("error", *in.Error); err != nil {
+			return store.ICCOperation{}, err
+		}
 	}
-	var err error
 	if out.ReceptionDatetime, err = parseICCTime("reception_datetime", in.ReceptionDatetime); err != nil {
 		return store.ICCOperation{}, err
 	}
@@ -265,6 +272,15 @@ func iccRecordToGen(in store.ICCOperation) (gen.ICCOperationRecord, error) {
 		RequestBody:       item.RequestBody,
 		TenantId:          in.TenantID,
 	}, nil
+}
+
+// compactJSON is raw without insignificant whitespace.
+func compactJSON(field string, raw []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return nil, &FieldError{Field: field, Reason: "not JSON: " + err.Error(), Syntax: true}
+	}
+	return buf.Bytes(), nil
 }
 
 // serviceTypes is the ICC API v2.0 service type of each resource type.

@@ -52,11 +52,7 @@ type iccOperationList struct {
 func (l iccOperationList) VisitListICCOperationsResponse(w http.ResponseWriter) error {
 	st := newJSONStream(w, "operations")
 	err := l.store.ListICCOperations(l.ctx, l.filter, func(op store.ICCOperation) error {
-		item, err := iccOperationToGen(op)
-		if err != nil {
-			return err
-		}
-		return st.add(item)
+		return st.addJSON(func(b []byte) []byte { return appendICCItem(b, op) })
 	})
 	return st.finish(dbErr(err))
 }
@@ -140,11 +136,7 @@ func (l iccOperationV2List) VisitListICCOperationsV2Response(w http.ResponseWrit
 		return st.finish(nil)
 	}
 	err := l.store.ListICCOperations(l.ctx, l.filter, func(op store.ICCOperation) error {
-		item, err := iccOperationToV2(op)
-		if err != nil {
-			return err
-		}
-		return st.add(item)
+		return st.addJSON(func(b []byte) []byte { return appendICCItemV2(b, op) })
 	})
 	return st.finish(dbErr(err))
 }

@@ -50,6 +50,19 @@ func (s *jsonStream) add(v any) error {
 	return nil
 }
 
+// addJSON appends one item that appendItem encodes itself.
+func (s *jsonStream) addJSON(appendItem func([]byte) []byte) error {
+	if s.items > 0 {
+		s.buf.WriteByte(',')
+	}
+	s.items++
+	s.buf.Write(appendItem(s.buf.AvailableBuffer()))
+	if s.buf.Len() >= streamFlushBytes {
+		return s.flush()
+	}
+	return nil
+}
+
 func (s *jsonStream) flush() error {
 	if !s.committed {
 		s.w.Header().Set("Content-Type", "application/json")

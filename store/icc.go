@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -222,7 +223,7 @@ func (s *Store) ListICCOperations(ctx context.Context, f ICCFilter, fn func(ICCO
 			return fmt.Errorf("list icc operations: %w", s.translate(err))
 		}
 		for _, r := range rows {
-			if err := fn(rowToICCOperation(r)); err != nil {
+			if err := fn(r.op); err != nil {
 				return err
 			}
 		}
@@ -230,7 +231,7 @@ func (s *Store) ListICCOperations(ctx context.Context, f ICCFilter, fn func(ICCO
 			return nil
 		}
 		last := rows[len(rows)-1]
-		next := &iccCursor{receptionDatetime: last.ReceptionDatetime, seq: last.Seq}
+		next := &iccCursor{receptionDatetime: last.op.ReceptionDatetime, seq: last.seq}
 		if cur != nil && !cur.before(next) {
 			return fmt.Errorf("list icc operations: the listing went back to %v, seq %d", next.receptionDatetime, next.seq)
 		}
@@ -245,32 +246,25 @@ func (c *iccCursor) before(d *iccCursor) bool {
 }
 
 // iccBatch reads, whole, the next batch of matches after cur.
-func (s *Store) iccBatch(ctx context.Context, f ICCFilter, cur *iccCursor) ([]iccRow, error) {
+func (s *Store) iccBatch(ctx context.Context, f ICCFilter, cur *iccCursor) ([]listedICC, error) {
 	db := s.db.WithContext(ctx)
+	// by is the table whose reception_datetime and seq order the list.
+	cols, by := iccListColumns, "o"
 	q := whereICCFilter(db.Table("icc_operations AS o"), "o", f)
 	switch {
 	case f.Latest && f.latestByMarker():
 		// The latest of each connection of the tenant is an index read
-		// of icc_latest, kept up to date by every write.
+		// of icc_latest, kept up to date by every write. The marker's own
+		// reception time orders the list and keys the next batch; it is
+		// the operation's (both are written together).
 		q = db.Table("icc_latest AS l").Joins("JOIN icc_operations AS o ON o.seq = l.seq").
 			Where("l.tenant_id = ?", f.TenantID)
 		if f.ConnectionID != "" {
 			q = q.Where("l.connection_id = ?", f.ConnectionID)
 		}
-		if cur != nil {
-			q = q.Where("(l.reception_datetime > ? OR (l.reception_datetime = ? AND l.seq > ?))",
-				cur.receptionDatetime, cur.receptionDatetime, cur.seq)
-		}
-		// The marker's own reception time orders the list and keys the
-		// next batch; it is the operation's (both are written together).
-		cols := slices.Clone(iccListColumns)
+		cols = slices.Clone(iccListColumns)
 		cols[slices.Index(cols, "o.reception_datetime")] = "l.reception_datetime"
-		var rows []iccRow
-		err := q.Select(cols).
-			Order("l.reception_datetime, l.seq").
-			Limit(s.batchSize).
-			Find(&rows).Error
-		return rows, err
+		by = "l"
 	case f.Latest:
 		// A match is the latest of its connection when no other match of
 		// that connection comes after it in listing order. The subquery uses
@@ -282,15 +276,51 @@ func (s *Store) iccBatch(ctx context.Context, f ICCFilter, cur *iccCursor) ([]ic
 		q = q.Where("NOT EXISTS (?)", newer)
 	}
 	if cur != nil {
-		q = q.Where("(o.reception_datetime > ? OR (o.reception_datetime = ? AND o.seq > ?))",
+		q = q.Where(fmt.Sprintf("(%[1]s.reception_datetime > ? OR (%[1]s.reception_datetime = ? AND %[1]s.seq > ?))", by),
 			cur.receptionDatetime, cur.receptionDatetime, cur.seq)
 	}
-	var rows []iccRow
-	err := q.Select(iccListColumns).
-		Order("o.reception_datetime, o.seq").
-		Limit(s.batchSize).
-		Find(&rows).Error
-	return rows, err
+	rows, err := q.Select(cols).Order(by + ".reception_datetime, " + by + ".seq").Limit(s.batchSize).Rows()
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	return scanICCOperations(rows, s.batchSize)
+}
+
+// listedICC is a listed operation and its place in the order recorded.
+type listedICC struct {
+	op  ICCOperation
+	seq int64
+}
+
+// scanICCOperations reads rows of iccListColumns. A list can be tens of
+// thousands of operations: scanning each column into its own typed variable
+// costs a fraction of mapping rows onto structs by reflection.
+func scanICCOperations(rows *sql.Rows, sizeHint int) ([]listedICC, error) {
+	out := make([]listedICC, 0, sizeHint)
+	for rows.Next() {
+		var (
+			l      listedICC
+			commit sql.NullTime
+			errObj sql.NullString
+		)
+		op := &l.op
+		err := rows.Scan(&l.seq, &op.ID, &op.TenantID, &op.ConnectionID, &op.OrderType, &op.Phase,
+			&op.OperationStatus, &op.ReceptionDatetime, &commit, &op.RequestBody, &op.ResourceType, &errObj)
+		if err != nil {
+			return nil, err
+		}
+		op.ReceptionDatetime = op.ReceptionDatetime.UTC()
+		if commit.Valid {
+			t := commit.Time.UTC()
+			op.CommitDatetime = &t
+		}
+		if errObj.Valid {
+			op.Error = []byte(errObj.String)
+		}
+		out = append(out, l)
+	}
+	return out, rows.Err()
 }
 
 // latestByMarker reports whether icc_latest answers f's latest: it holds the
@@ -354,23 +384,4 @@ func bytesPtr(b []byte) *string {
 	}
 	s := string(b)
 	return &s
-}
-
-func rowToICCOperation(r iccRow) ICCOperation {
-	op := ICCOperation{
-		ID:                r.OperationID,
-		ConnectionID:      r.ConnectionID,
-		TenantID:          r.TenantID,
-		OrderType:         r.OrderType,
-		Phase:             r.Phase,
-		OperationStatus:   r.OperationStatus,
-		ReceptionDatetime: r.ReceptionDatetime.UTC(),
-		CommitDatetime:    utcPtr(r.CommitDatetime),
-		RequestBody:       []byte(r.RequestBody),
-		ResourceType:      r.ResourceType,
-	}
-	if r.Error != nil {
-		op.Error = []byte(*r.Error)
-	}
-	return op
 }

@@ -32,11 +32,11 @@ type Options struct {
 	// Now stamps created_at and updated_at; nil means time.Now.
 	Now func() time.Time
 	// BatchSize is the number of rows per keyset batch in the List methods;
-	// 0 means 500.
+	// 0 means 1000.
 	BatchSize int
 }
 
-const defaultBatchSize = 500
+const defaultBatchSize = 1000
 
 // dialect is the SQL flavour behind a Store.
 type dialect int
