@@ -214,7 +214,10 @@ func (s *Store) openMySQL(ctx context.Context, dsn string, cfg *gorm.Config) err
 	sqlDB.SetConnMaxLifetime(3 * time.Minute)
 	sqlDB.SetConnMaxIdleTime(time.Minute)
 	sqlDB.SetMaxOpenConns(20)
-	sqlDB.SetMaxIdleConns(10)
+	// As many idle as open: under load, a connection returned to a full
+	// idle pool is closed and the next request dials a new one (TCP,
+	// authentication, session setup), which cost more than the write.
+	sqlDB.SetMaxIdleConns(20)
 
 	return s.openGORM(ctx, sqlDB, gormmysql.New(gormmysql.Config{Conn: sqlDB}), cfg)
 }
