@@ -321,7 +321,10 @@ func (e ListICCOperationsV2ParamsLatest) Valid() bool {
 // stored and returned byte for byte.
 type BodyText = string
 
-// ClusterID Example: 1
+// ClusterID 1 to 64 characters, not beginning or ending with white space (MySQL compares text
+// ignoring trailing spaces: `"1 "` and `"1"` would be one id there and two elsewhere).
+//
+// Example: 1
 type ClusterID = string
 
 // ClusterResponse A cluster's response; `null` (allowed by the seed) is taken as absent. Every member is
@@ -336,7 +339,11 @@ type ClusterResponse struct {
 
 // ClusterSummary defines model for ClusterSummary.
 type ClusterSummary struct {
-	// ClusterId Example: 1
+	// ClusterId 1 to 64 characters, not beginning or ending with white space (MySQL compares text
+	// ignoring trailing spaces: `"1 "` and `"1"` would be one id there and two elsewhere).
+	//
+	//
+	// Example: 1
 	ClusterId ClusterID      `json:"cluster_id"`
 	Request   RequestSummary `json:"request"`
 
@@ -357,7 +364,7 @@ type Health struct {
 // HealthStatus defines model for Health.Status.
 type HealthStatus string
 
-// ICCDatetime `YYYY-MM-DD HH:MM:SS`, UTC; a real date and time.
+// ICCDatetime `YYYY-MM-DD HH:MM:SS`, UTC; a real date and time, in the years 1000 to 9999.
 //
 // Example: 2016-12-27 08:15:41
 type ICCDatetime = string
@@ -390,7 +397,7 @@ type ICCOperation struct {
 	OrderType       OrderType       `json:"order_type"`
 	Phase           Phase           `json:"phase"`
 
-	// ReceptionDatetime `YYYY-MM-DD HH:MM:SS`, UTC; a real date and time.
+	// ReceptionDatetime `YYYY-MM-DD HH:MM:SS`, UTC; a real date and time, in the years 1000 to 9999.
 	//
 	// Example: 2016-12-27 08:15:41
 	ReceptionDatetime ICCDatetime `json:"reception_datetime"`
@@ -424,7 +431,7 @@ type ICCOperationRecord struct {
 	OrderType       OrderType       `json:"order_type"`
 	Phase           Phase           `json:"phase"`
 
-	// ReceptionDatetime `YYYY-MM-DD HH:MM:SS`, UTC; a real date and time.
+	// ReceptionDatetime `YYYY-MM-DD HH:MM:SS`, UTC; a real date and time, in the years 1000 to 9999.
 	//
 	// Example: 2016-12-27 08:15:41
 	ReceptionDatetime ICCDatetime `json:"reception_datetime"`
@@ -432,7 +439,11 @@ type ICCOperationRecord struct {
 	// RequestBody The request body of the connection API call, as recorded.
 	RequestBody RequestBody `json:"request_body"`
 
-	// TenantId Example: 39852f6f42a74d2b82f7099f78d0393a
+	// TenantId 1 to 64 characters, not beginning or ending with white space (MySQL compares text
+	// ignoring trailing spaces: tenant `"A  "` would see tenant `"A"`'s operations).
+	//
+	//
+	// Example: 39852f6f42a74d2b82f7099f78d0393a
 	TenantId TenantID `json:"tenant_id"`
 }
 
@@ -453,7 +464,7 @@ type ICCOperationV2 struct {
 	OperationStatus OperationStatus `json:"operation_status"`
 	Phase           Phase           `json:"phase"`
 
-	// ReceptionDatetime `YYYY-MM-DD HH:MM:SS`, UTC; a real date and time.
+	// ReceptionDatetime `YYYY-MM-DD HH:MM:SS`, UTC; a real date and time, in the years 1000 to 9999.
 	//
 	// Example: 2016-12-27 08:15:41
 	ReceptionDatetime ICCDatetime `json:"reception_datetime"`
@@ -475,7 +486,11 @@ type ICCOperationV2 struct {
 	// ServiceType The service type that goes with each `resource_type`.
 	ServiceType ServiceType `json:"service_type"`
 
-	// TenantId Example: 39852f6f42a74d2b82f7099f78d0393a
+	// TenantId 1 to 64 characters, not beginning or ending with white space (MySQL compares text
+	// ignoring trailing spaces: tenant `"A  "` would see tenant `"A"`'s operations).
+	//
+	//
+	// Example: 39852f6f42a74d2b82f7099f78d0393a
 	TenantId TenantID `json:"tenant_id"`
 }
 
@@ -511,7 +526,7 @@ type ICCOperationWrite struct {
 	OrderType       OrderType             `json:"order_type"`
 	Phase           Phase                 `json:"phase"`
 
-	// ReceptionDatetime `YYYY-MM-DD HH:MM:SS`, UTC; a real date and time.
+	// ReceptionDatetime `YYYY-MM-DD HH:MM:SS`, UTC; a real date and time, in the years 1000 to 9999.
 	//
 	// Example: 2016-12-27 08:15:41
 	ReceptionDatetime ICCDatetime `json:"reception_datetime"`
@@ -522,7 +537,11 @@ type ICCOperationWrite struct {
 	// ResourceType The kind of resource the operation acts on; `aws_connection` when absent.
 	ResourceType *ResourceType `json:"resource_type,omitempty"`
 
-	// TenantId Example: 39852f6f42a74d2b82f7099f78d0393a
+	// TenantId 1 to 64 characters, not beginning or ending with white space (MySQL compares text
+	// ignoring trailing spaces: tenant `"A  "` would see tenant `"A"`'s operations).
+	//
+	//
+	// Example: 39852f6f42a74d2b82f7099f78d0393a
 	TenantId TenantID `json:"tenant_id"`
 }
 
@@ -548,7 +567,8 @@ type MSFError struct {
 type MSFErrorDataConsistency string
 
 // MSFTime `YYYYMMDD_hhmmss`. On input the seed's space form `YYYYMMDD hhmmss` is accepted too;
-// answers always use the underscore form. Must be a real date and time.
+// answers always use the underscore form. Must be a real date and time, in the years 1000
+// to 9999 (what MySQL and MariaDB store).
 //
 // Example: 20261123_101500
 type MSFTime = string
@@ -649,14 +669,16 @@ type OperationStatus string
 // OperationSummary An operation without its `body` strings (MSF 000102 detail-list).
 type OperationSummary struct {
 	// LastUpdateTime `YYYYMMDD_hhmmss`. On input the seed's space form `YYYYMMDD hhmmss` is accepted too;
-	// answers always use the underscore form. Must be a real date and time.
+	// answers always use the underscore form. Must be a real date and time, in the years 1000
+	// to 9999 (what MySQL and MariaDB store).
 	//
 	//
 	// Example: 20261123_101500
 	LastUpdateTime MSFTime `json:"last_update_time"`
 
 	// OccurredTime `YYYYMMDD_hhmmss`. On input the seed's space form `YYYYMMDD hhmmss` is accepted too;
-	// answers always use the underscore form. Must be a real date and time.
+	// answers always use the underscore form. Must be a real date and time, in the years 1000
+	// to 9999 (what MySQL and MariaDB store).
 	//
 	//
 	// Example: 20261123_101500
@@ -669,7 +691,8 @@ type OperationSummary struct {
 	Request     RequestSummary `json:"request"`
 
 	// ReservationTime `YYYYMMDD_hhmmss`. On input the seed's space form `YYYYMMDD hhmmss` is accepted too;
-	// answers always use the underscore form. Must be a real date and time.
+	// answers always use the underscore form. Must be a real date and time, in the years 1000
+	// to 9999 (what MySQL and MariaDB store).
 	//
 	//
 	// Example: 20261123_101500
@@ -680,7 +703,8 @@ type OperationSummary struct {
 	Rollbacks *RollbacksSummary `json:"rollbacks,omitempty"`
 
 	// StartTime `YYYYMMDD_hhmmss`. On input the seed's space form `YYYYMMDD hhmmss` is accepted too;
-	// answers always use the underscore form. Must be a real date and time.
+	// answers always use the underscore form. Must be a real date and time, in the years 1000
+	// to 9999 (what MySQL and MariaDB store).
 	//
 	//
 	// Example: 20261123_101500
@@ -727,7 +751,11 @@ type ResponseSummary struct {
 
 // RollbackCluster defines model for RollbackCluster.
 type RollbackCluster struct {
-	// ClusterId Example: 1
+	// ClusterId 1 to 64 characters, not beginning or ending with white space (MySQL compares text
+	// ignoring trailing spaces: `"1 "` and `"1"` would be one id there and two elsewhere).
+	//
+	//
+	// Example: 1
 	ClusterId ClusterID       `json:"cluster_id"`
 	Request   RollbackRequest `json:"request"`
 
@@ -752,7 +780,8 @@ type RollbackRequest struct {
 // by the seed) is taken as absent.
 type Rollbacks struct {
 	// OccurredTime `YYYYMMDD_hhmmss`. On input the seed's space form `YYYYMMDD hhmmss` is accepted too;
-	// answers always use the underscore form. Must be a real date and time.
+	// answers always use the underscore form. Must be a real date and time, in the years 1000
+	// to 9999 (what MySQL and MariaDB store).
 	//
 	//
 	// Example: 20261123_101500
@@ -767,7 +796,8 @@ type RollbacksResult string
 // RollbacksSummary defines model for RollbacksSummary.
 type RollbacksSummary struct {
 	// OccurredTime `YYYYMMDD_hhmmss`. On input the seed's space form `YYYYMMDD hhmmss` is accepted too;
-	// answers always use the underscore form. Must be a real date and time.
+	// answers always use the underscore form. Must be a real date and time, in the years 1000
+	// to 9999 (what MySQL and MariaDB store).
 	//
 	//
 	// Example: 20261123_101500
@@ -791,7 +821,11 @@ type StatusCode = int
 
 // TargetCluster defines model for TargetCluster.
 type TargetCluster struct {
-	// ClusterId Example: 1
+	// ClusterId 1 to 64 characters, not beginning or ending with white space (MySQL compares text
+	// ignoring trailing spaces: `"1 "` and `"1"` would be one id there and two elsewhere).
+	//
+	//
+	// Example: 1
 	ClusterId ClusterID `json:"cluster_id"`
 
 	// Request Request information.
@@ -802,7 +836,10 @@ type TargetCluster struct {
 	Response *ClusterResponse `json:"response,omitempty"`
 }
 
-// TenantID Example: 39852f6f42a74d2b82f7099f78d0393a
+// TenantID 1 to 64 characters, not beginning or ending with white space (MySQL compares text
+// ignoring trailing spaces: tenant `"A  "` would see tenant `"A"`'s operations).
+//
+// Example: 39852f6f42a74d2b82f7099f78d0393a
 type TenantID = string
 
 // URI Request URI.
@@ -2349,134 +2386,136 @@ func (sh *strictHandler) GetICCOperationV2(ctx echo.Context, operationId Operati
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3tcts4suirdPGeqpFTlEzJ9sSWa384TrLru/EkFTs7d88o14RJyMKGAjQEaMfj0Xmb8yLnyW6hAZLg",
-	"h2RK8STZWzM/pmIRBBqNRn9388GLxHwhOOVKeuMHj34m80VC8d9np6dvFzQlign+j9EbJpX+VWbzOUnv",
-	"vbEnOAWRD/B875YkGdVDih+lN/4FV5gzdRUTRRWbU2/sjYLhj/3hqD96DsHheO9ofHDg+R5NU5F644el",
-	"77FYz7/ok8MgGj4fHfbJYpGKW+r55eRXUhGVSW+MW0io0k8XMyL1Cnb8VSQ4p5EFMKURXeCrK2EZHoz3",
-	"hzj014xKdXUt4nu9JWee8YN3TXh8x2I188beMAg83+MEJ5uJG+otl+X76n6hfz9NKUH4UipFlkb0CndY",
-	"bC+Kgqg/HNIf+4fBYdA/GB3sB0HwY7CHkxcv2dnInaxuTNL0lpXPX52+GY8vXr76HM0Iv6Hj8cnPF6fu",
-	"eEU54crAsHd0eDCa/jjdH5Hn+/Ho+nA0fR4cHU2fH8bB3tEe8ZYf9YaqxHAxE3dVYiAcLM5jqMDWpAqD",
-	"zz9p4t+ZJvR+Cno4tbiOayQB+SHEIBm/SWg/SjKpaNrONhIi1VW20OdwVRzE6MfhcLR3NQyGB8ORPuoo",
-	"ytKUxq0jEDMlMeQUk4/pB0HgHCSeGp6l9zDxZMLwCCbe2P7RH048f+KldE7ST/jz//w3KCrVxFt6vjen",
-	"aib0Cu/eXlx6vpelzBt7u7fDXXxb7iaj2wX38ODlQnBJuyyoZzZEfBWJmHrjUTBc5j85dB17lSM4zxLF",
-	"Tg1266cwJSyhMcz1kOYJ+JCKRD+/JtGnjscBw2AU7A3XHAeO6HAco1XHES1y1ESLHC/dML5rcbkbLeRq",
-	"7CNjQRTjIkdHmjZa0H8QBHoOkSQaPygX15DgKNizlzNLVOW0fE+R9IaqK3sAVjSaPwxqaqRZ7Pblqzev",
-	"Ll912u+uRlZ90zVy2l8uP7oUZchD7zu7dvinpZMRpHSaya128LVOs/XOLP0acKPvBDhNUVqmLn1vQVIy",
-	"pwaXD+VlPnup/4ypjFK2MPKlfAhnL6EXEUn7knLJFLulOwPP95getSBqVkqeytUzm2ep5tIqzajvyWhG",
-	"50Qv9R8pnXpj73/tlsrgrnkqd12olktnk7mO+ILE70u0RoIryvGfZLFIWITv7v5LGilp9UscSTIUyyKN",
-	"aYpiagzIfIBJ4EIB6pdTUDMKJEnEHY3Nc0R1N+DPTk9foQaBkFcxegIF+kGkoM8LpowmsV6f8VuSsPgY",
-	"QgQzBI1SCUwB4TFIci/hbnY/8IxmdCr4NGHRtgioaS/jQm6WXBoiwjVOrmkk5hQWqYio1EL1aXBxOXPX",
-	"uhNZEsNc3FIUCnckjSX0CCiazhknCRg4gdNbmoJRKOROjozXIr1mcUz5dtgoX3+ynSnxiXJINP9GagpJ",
-	"PGc81IKP5lCfcUVTTpLtgM7fhguaapxYcJ5iA8XU0kyNgiuH+iehXouMx19KeCweAxcgs2jm6GZPAv9P",
-	"9WlhKlJQMybtufSYglhQc+fpZyYVXkeaCH6jxwDhQs1oCkZDLejsUog3WiBtt3d93ceQ6Ak0NITD/vBo",
-	"fy/Yh+t79VQsRhOfFTmGvzBZXRLO2Yt8Px84ydRMpOw3uuV5VmZ4sg2E/6d/kqlZ/1KfVqi3MGfIenzI",
-	"+Ccu7rgP9PNCSxZ9cCm9FZ9o7OzqlrCEXCdbHtSFsWPAnejJ9hYTRa6JpIAkSYHFlCum7sFaT9D7O72X",
-	"SnC6ozee8ZSSaKZhwP2dX7zeVvrplbXBJplUlEdaVajq4aWC6o29YGh1ZfPrnEpJNOV7ucR4asF5fvF6",
-	"JeJChGYYQk8v9r8v3v7kw10q+A1oIb6jcWmGjELoWVrRP1qZamDxgcWakOZERTMfrkkMWp3eyfG6nUjd",
-	"EKt7QRA8b8Fq3fQZAyVpwvJrqxErldAEXzdQnwjBCFg4xpW4UGxq9+yKZlWR2YWgzhG4pRjeDINoNu21",
-	"YDAiSULTMZKjpcEnwo1Z0uLGLKPpXmRKsphCeH7x+urkzZu3P796eXV69vL9RYgq24zouwEo+Y3gyRG1",
-	"neTfkNJGK+5vwYC0FZal9KkIaGSuX316vJvG1tVouVczfTdpIgt+tp1GscW9G7Zg48kUksdv1zAc5+Kr",
-	"XCBHwnaqxRYsve3qPJlm8jgPz69RNx3l/OL11tJ8i+syXHddHEn8lFdmaBFSrNMQ+sViaP6+EPH9Jf2s",
-	"mva6fgKKflY+ZDIjSXKPkhLumJoBUxJikV0nFH7NhKISqIzIgsbQQ9lCafyDhImX0kVCIo2ke/if/554",
-	"O/6EW8GjeVpKVZZyfKwoqtX6H4MJ93xvTj6/ofxGzbyxJR/fs65gqVJrOFqHofE3FKeFbhzn/R/3fW/O",
-	"eP7ncPVE7x3/R93Ytr6YHyTkDoRjCHmWJCH0ci3l+h7y/aO+pYg2EIgEci0pVwN4dUvTe5jT+TVy/QkX",
-	"uABJzLGdX7wGTZNIWilIymMJ4cPEdcBMvLGW2ktUX5DijcbysAwN5jRMhsCNm2SRav6gmHF45M7/9S4T",
-	"A1RBHcuaC2j96xc49FSP1ORmkS2u/0Uj5SD7InfxPtRAdL1e61cqz39Z8Y2te8dqu/nqNa/X+jfNuOLV",
-	"peuT+sWFu4TmYxsCirhFm6fsTFk1fsqodGJRkIdMIOPs14wm9wPNYQqq7xh4mYp0TpQ39rIMAV0QpfUH",
-	"b+z931+C/tFJ/zXpTz8+HC777p/7m/w5HC3/w2u5ZX+jJNE3sH7gudP2waM8m2tUCs1SM4dZf2xMV0O+",
-	"naMN3Wenpy+L2Fgd2+E///nPf/bPz/svX8Lf/jY+Px9fXIQ+fLg8PQYCKSWJZqYU+ZWeoYrz9kBbDaUF",
-	"fj4+jMp/QP6PceMfrcgrTMHmfTGWZn1nP8+IgjsijW3jAydzrSxpPmPchCItPYjVbW3h0nzsfAyQK47n",
-	"rRtarfmNOXXvwMm7M8do6L0YAlN0jg7kGlLqAdpNDt7y9YwrltTsFKavpJ5a0XgdLeQB4AY3/iNoo0RQ",
-	"F6bpcp9lPcC1gTO9LW7d8XUjInCKgtQefVmPvNQDl0VMfP0b73DQsj1I/qjjpeAZy2bovIOA0cKzeQsq",
-	"B1XZfb6nFqy2bsBvkHgNzNrJPnb18vyY6jVyU2EePH3XZAfUvXUtnjzAn6akiRBn/scAfE8jkSKFkiR5",
-	"O8Xo3QZw1Hfm5Ausn+cSB2L0qAp7OUMT9I9t3jqr+jqha60acnlHU6M8vhgNvEauyoY8kXE4Oz3FH29H",
-	"g+AHCXJGFhR6L/b+5JXLMiOnIxUVB4HC9yVVhCUrjrfY+A/SRDmOUSuHuxlFn1tqxSg3zopvwW3/Xdhm",
-	"Pdmo82mVMqJxRHYBdPJC73aIdyMsOXBofLeVbKau61ZlamPps5e51lTo8AUAFZFQh6GLXHxvB+eisZo4",
-	"9YipZsbmr345T0SpVoGgvpsqhmsH/QcIQXPf/bXc2l+RK/qksvAfo6eUhmUO4wogNwVtFSiPQvJzylS7",
-	"x6QUUaVMUAJSFOTQezF6Wlk0gPd2A4blhnUawuBfmCcnhCDSCQ+RPsJj66JBV4qRaHczllAIy1QF61/5",
-	"99f4/xgRaOxNjUNrcBKTreBqI2DRDYaUjgsrUvDkHn2LE95ybPatAZw4ylL411eXsKtn3S3vTQi9UuZq",
-	"UbujD+1PU6WjzK2JnW70URVArarRJ8ZjLQIL8VdVFEmkJAh+DGE1Ddieo/WePo2Eqptg5YxfaI5VEN/G",
-	"NAv3fYOnXVrfL5I5GA/dwFJ9Hj3IU7gQc9Mp5THjN9aTg84p1C6IFLzJVJvRiwZXdaIZIbriKbqqbfJk",
-	"HmHBgCjG3O6ItJlTRrW3jrtqUMSEoDVmuVBQAKDQuYexqxbHXjWWUgd01I/ZDVMQJURK3Pi+/SVGxjSG",
-	"IryfR/c1Ty/j+34Z3C9j+xNeC+7n8SVQQphwkv7NhFigLYqTP3aClhNuo5b6mYnZNUN2+bPnoZOr5obM",
-	"fchDxvrnCbcc018VB63JqCLzoiGGflxjH5UhKzeusmGyxmMuQeeY68v6TZJdcaMuVysJ5+cvX17NZvO5",
-	"lOEA3mrTeJEpcCJUckEiDDzNoXgD7Bt6fyTS95zGmgqOJ9yY6hJIckfuJWTS8LGMxzSVkUjNVAM4z6SC",
-	"a9ruP27oEPX8/8ZBHS5/uYKPaw/t3Kb7PqyweUw6MPRQzJbSEpSW2RHhCK2859EsFVxkcse90zaF+N0H",
-	"/f8imfvdyeXp31qv7xpvbjVP06SZVxNEeifDnYKf1R0m0DvZa9EZm5n+XUVXTkBNqfWGSAVmTjy348KM",
-	"z7NHmSwSSn2TzGEUS9RyMVKwbNQXfDlcb82EPKLOItt7cDsGzRwnnBlvtAWa3pp1n2p378s5cXvQO794",
-	"PQqGhy92jsGJHBdOs4R9ohBWsBwONgnqOTuzL9TLJdaqPsVAEyJN1ZOh4kLP9oVI6KbqlhquW0FRv7oX",
-	"2bV+RI+1Xp+zcR+0/INpxo2dh9AZHcWIYxrjdUERMfHSjHPGbybeoBqhHx0ctPCRRrlGHaTXzCgbJupe",
-	"rQ8qw+jHMCf3msHR+ULdD9YG7Se8JWqPHLuTuX+JEOdlTMumLdjN+rfKaIV1+E0uV5zv+mhzQeHGcnsy",
-	"30ZpIZWh9C/xbrSamfoixTEz+QjvHJANPmsuB970wfqGXCOt2sfQI9zmsZh1d3x4PB/FqwPre5/7N6Jf",
-	"EGz8L611vyd354X6Ugzos/lCpIhxW9VixxtJP/PGHuWR0Mq8yTuqlMW15QcMQQkYjg61+p2SSF8NfbvC",
-	"k/5/Aun/BkH/CAZwBf8F/dCHaqVNLczbLC10LuVwdFjPm3FVk5P+f5L+b0H/aHD1X/2PD0N/ODpsV06c",
-	"3TxCfFcs3oL+jCTrfLUeoT4nG7pdl2LcGGiszdLqYnW7aTXzQnFbKyXMqKWt41o/+MP7s8b+9WvFYr63",
-	"0kRtSsMWNJgnLh6OC4FgtKRSQyq8bXGIrjVTrBc+mgm1yK4TJmc0Xp0TpTcx8cYw8SbeMjSJaVxA6GQq",
-	"hSA4kAkPI8IjmiAQpdOBx/i4AApNmbuZkFoYqGxhC08HcGJcgwZYCSSluS2gGYcjJL67VKu6F8tJsXFK",
-	"sHy32tw4B9fq9U7m1moGjAciMoXJgqHGRQhmLokKDWiOE4ysntBPmFQdVftO+lSL6t31vT9cm25NQWvo",
-	"0h3B3Tp7bRs113m5qu12BPbLFNJtNMZOoqSWkbj8VopajResTsrVSk0+zNdcrMjqkoUyCwlVEg37emSj",
-	"V9Nwd1an3K5QYB2mULi6Hd5StIb4gFjwfO8lRfbSxlbe5f7xkjPRBUlrfS5am1/ETLb+bpFfHYsQuL+1",
-	"AeN6xDfSPRulctYnVsvTiEiSVFTSb6Bd1thPQx37FjpJ232oxBVaXUn1sMK4GUDo5ZVwGPYP17cRCXf8",
-	"CQ9tRMAJFNiDDaHXnMAEGso5LHbDHRNebEzWaZLQXsn8SjS6o6yEse3ZCkqvyoOWAG4uWiqiXBP3cU3L",
-	"YjknKZ1kFafejMQ278VvTf19El0nF1JOF5Gvmldul696yDqJ5nr1wdaJ5XUYGijYViX9bliCq7Fs4wwy",
-	"BMpU3jQmVxUw+NLwDU34YxUdHSouttVD8yYspWB0u7EUXU/0vWq94NsqQ/V7tKkby8Jd14vWHudKWfTv",
-	"hrwNNckNcOWmarUKw4qgw8DOjaDS2MXopQ0r8f3QDfE82l2rq9jrMrQV4Rer3M6KKDqAMOP0M40ydCT0",
-	"7ghTjN/swCQLgr0IQvOM8ZsQetbJXD50XBC/l8b+7xW3QC8P5dQEb7kses7sKo7FXCGnfL41OzxtjWq/",
-	"M8a4jYj55tCQ8ZA5hYVIWHSvuc77VxeXpVjWUlNCbxQE8Bd4+/cd61Vncw37wdERuu/MX8MgKEBiXNEb",
-	"c7GrDuuvLDFXBJW+rsgs8kQqke5HG8htWmCopd1Kj+KH92f1gEiwf9gWPpc0ylKm7i80GswZnWRqhq0t",
-	"Wt0xbxeUXygSfYK8EUTetYTwe0hwuTG8pimnyjxB/xYkgt+47QJEEsPeqF+4nCf8w4ezl/aNHV8bl8TO",
-	"bA0frdmxKJ9zyhIKjEMiIpJAmnE5gDMFN+zWhouM0jrhvUUq0DMPzDrlRULlcaPvjRbJ0iapmHdx9Jzc",
-	"5/mFZ6enTqjbRnE0WmaUxDQt20y5/UFKa4ws2N/pvSm1ZXwq2o5PryPzvN4sUeiId+PowKm6E+knN+aO",
-	"DZhoajfOUpgxqUR6P5jwCb+8E6DvZzrFzAQyZwmjEhJ2i+jDtjOW0Y/1+Gfw7Nn5xWvH7TYnnNzQOeXq",
-	"2TPohbu3Qyc9bjAYhDtjIBzdqjlwpXo04QC9KblOWaSP1GhR9u9y1I71wuqNP6uH859VVH89YfjuwyVU",
-	"4dh9cH0oeb4e4VXklVMvUnGTUimp1GDpxY/1zGaASDXjJHE1qSxX6TCaVCZrlGlW6D/W+w3LRJTQr2dd",
-	"+RDWU1HQONOI1xTWmuRqTzQ/gEGwy6KoeQxRIrLYUq/0NSwkUzPKlUae0WVJ/d4yXmto40PCpMlqscva",
-	"G8jwNFv8D/Y2OU80pigGwAqKnlcwFz5MTAWfcbgPBoOJh/XGk5x5a3RqSkXmwebMZM2Y6nvo7fvDo32/",
-	"6AHgA+OaQ7NbunOcV+sLbl8vXOv7w73BhL+yiWi50CNpigshIuzq/bM4BHOvzUVPWEStGLG3/GRBohnt",
-	"jwYBtsNLNCNQaiHHu7t3d3cDgo8HIr3Zte/K3Tdnp69+unil3xnM1DxBdY4plBBvSzqzmpnne7c0lTZI",
-	"NwgGgfUmc7JgWqYMgsGe9csg596dYT3sb/rfN1S18W+Tb6QFvMlGxtCI1RUsD7HCTQ7cVMWz2Bvbctvf",
-	"vFrLu1EQbNb7oOipKD5171Vga31X9C3K98AkkATjkq5088a/fPSdFqBv2C3lVGJGGbmRWr4b1HnY2ndX",
-	"X/77rmi0/gm3Q4KTxHcQ7AF267pjkjZR+t6s9J1hFKHStw1JAjM/DoK9LUHKtulTtf6013ejWHHoelNs",
-	"3am38NWVJPCGSSXrPHJVCZ3MVRjkuD/IXL/oaZZjVRB8NOENJQRVobhIUW8mCodAZGSSd33QerYR69S8",
-	"VrqFJ/w1S9AzEYn5NeN0AD9royBMiKJS/UUb4qFv8ubR4SGk0m9joJKoCBNCS4kkpmgDTrizaVYWHw7g",
-	"g01MLVt6Ii9mN1ykND7W7BbzZ8rkT5sxO5hwfcZmJv27VCklc9xC4/7oc3BrR6RXbSL6y0Nr5VRLE4Si",
-	"ZeivGU3vS2Wunt7djX6rFRJLv1FxiYejNcNV61ZSxzt2Ji2rBFpWLHWfGZErl82T1LutaKsMmqsZ21Sj",
-	"eu1qLanwGzZhzUN7TRDOplZHYxJwWZNUaci9SclQJeQ8dWcV5GaaCry5ia9vUlt/iY9fwuVNqF1fmGo3",
-	"ay7M7Vz5uYGPhifWe5G7Scu4QKEQPcGHC2rFRF07iTQ7Y2/c2t4tqSmjhl+n4T25k1ckikSWd40PnP88",
-	"v6Uhvn2fxlfWcroicazNEhwxGAXBYIjqZZWysYG+71HrELtaCJYvSaf7wej586AfBcORwfTR84Nhien9",
-	"Rid+3/tVyBxlf81ISriidIsG+KaFc+c+lNVGASskfVPySOgthJTsOrm39Vhaq9g3d6ltyeLO7VZ7M+Nb",
-	"w05v1fuIHnRcreikVypQXdYq1aWqOlPxzfzycVnTaV2u5ug4LIpWKzg1uxk9dlXx2QZwOaSasPLR9xZZ",
-	"i7b0QZaBlBYrsSzhrDPiiho1gJ8ojbWOMeEVtWkA5qaj63K4Y5quYqMw48zcqVeHFbnO0q0KYIrOB8YH",
-	"EiLHCGFuCi8SrPURleLuMYTNvAJt3TeZDDZcRMdFa35BiFObLYTHEDaSDcwAk/oQHpuJ6skHZozJigjR",
-	"nRDWuHVoxNqGBa15qaSf72Ge16J0Km99Bj9hT+yiFGncPr1tnW2kLjY5difyzZFBzKZTmlKuNCD15tu4",
-	"O1Nc1tsPjnYGcJKTwVxD+onShaxSwg8S8LlVmfWshhBNEZcx/p/VS+qNTmpIhkMitJoakbxSqqqfvssq",
-	"6mkpQ16UIqSr9M8/J7Ppd2a+mtT+3gTy41+g2fwbL5uLN1POvqwGFLSOuNxKH9wcANvn5vEu95hFZBos",
-	"olAdGfH4TQGKkGTibyDk9zsK7Ep//v3gqNNLRTdn/c6w20JFE9bvVAMxxwqk3YXdo58V5ZIJvrNCOeni",
-	"dynzfAcQmnTxvyQMM6lMjdCUZInaqYh3p39QLI+L15w84bAsxay5/PNEJRNYqWYdD+Ct45mpVkuhrckr",
-	"vQe05OhhIQjyxB2/dNwMYDOPR3d3R2iQMxWp3jx6d3ytPZRbt18faN21ccGvMoFt40eXJ1r8a/uYoXWc",
-	"28T2T2fhP8ZCjislSSVtNs98jZn7Lb67td3Hszp+GAtvWLIKKSuxYapnfmmDvPHVqrrxJzjdpBOIreRZ",
-	"+h3HO6Vn1u5cI0hkd+lR/YBBVylQ6S7flTu7nda7cudax+k6d9boW8Og/0qV0potxvfEtESQVaKpw5jn",
-	"ctrGmFvsxVY+rfE/zZIkV5StfWdd06aBnHWKV6u1Cwa/tzOASzavhfAm3E5Rq5Ev2+3YZMM8eV2/LEzH",
-	"uHEhFYyxMRNJbI2XNkb7V6qqevsXMabI/SRg2yHng3dbviLYXfF0GhS2X4p6BfzXvhr7wX6nl4q2+9//",
-	"dXLq1jRNF3XKpd7Rfrn8P8LVcqEvAcb5m8kYmydFTDheyIlXT8qYeDul18X1t1Q0CetNwQAtUTO04rGW",
-	"oaYW5T4F+mtGEm29B0VPFZMaEeZn1ubEaHNdVKsDa1MeA1MSfRllAV7JOHrNWsCi9VRr7aDgUCb+FX4S",
-	"7BqFrMv2/NgxXoxGovswCEAJODg6MvtZpNRmAj+DExsds6zSNJ3BcmPTdDDMO7lrWA9CH8KW1u7BIAgx",
-	"17hEwjDE7BB6S7leNKVOF2eSSIFfByEctPrmAwFbp2uyslLCbyiCV/LnRn8UkxKyST+UgYbockbvC3Io",
-	"mp3IotuJhF6IisdeMLwynvXQ9fxgnmOTfhpOKFL7igwWaYZ1xQ+nXvGlG0wX4tTPCzwLJ5RxCNW/iyM4",
-	"NblBbt5pS7ZpM8f095yKfy+pzCTIYU6u8wEcUnGLWZHrfC/MwOi34OuobBqkMW2/YJf3ZsKTQWcaJapM",
-	"x8N9VdDoBICR7jTq8ziwI49tDNh8LsnMY44Jy9Hymk49ssu3HSb8FD96Iw3d4OcAp6mYt375RphLa5N9",
-	"3M945RmypW85FQk9BsLvBafYCgluqNK3aK/ooLTC5fc0/r4vUxl8b177BG63KSofzt1a8ejk6WpqJ9VL",
-	"WWm0IFL8gbSTIQaCUNDkn2wxzTm+unZz1Omljd0/7jd4vl+N6O26TkztxkW12+JaeyJPJhTTvFVjM54V",
-	"+iApZmSlIruZtXauHheJ8BOeZyjzPG0SZCQWWqtrJOdAW25OkVKPPp0J722foeN0qdIT2ryccMLTLKE+",
-	"LHCozVWBRi7Pxuk2RYe6TZ1PlXSbf4we80C53+ld5UnaILGm+vXdZt6JW7NSa5G8avVad+FucFQaHTfh",
-	"eF/0pVyT4lPvY9xt5Wp3zJa8l016Qz8C2BNmPHXplr0KmkpD5yfIhSqzk6rmyjfIUvq6aVlnU5BUOVl+",
-	"NhtqdYJfSUT/3yVFCU4fVYta2nhvFwUsXv4zzeUJ01wk9FwJX4ss9W9H7WpGVy/mW04f/xDGAE44sNhY",
-	"Y9XvNpdWWvn15gmvfr7ZN5b5/rj2WecfJEZstBDPcyNuKTHtg9o0kwl3VZMVDs1aj/YvvnubXyFsMr/t",
-	"FbIvr/f2f5NQ8X6n9zZ2an7ly6Xx64ZsH71bX+bCXNqPS7QrjqosQf5BgtZtbXIk9MI5+UQhzXiIsQyt",
-	"wQsOM6UW491drAicCanGh8Ehgm2Kc3bRaWq30BZXbit5gx52vgmCwIciNIEN8/IgRSn9tFXTInIfqekq",
-	"Vtj3YVJjbxPPnZ9F0Yr5i274t4zeFZaxtiLWrVx4NU0DWAUXL/8OvZBGiYw/hf6EG8+WjelqNnU7MkbK",
-	"6ZszMzBKGLAocubW5/G7nIm7cAdrw4DlPQ2KTWjSae4jr8mxzh5bqwGLVFybEHSeu2MrQz4u/18AAAD/",
-	"/w==",
+	"7F39cttGkn+VLtxWmXSBFEhJtkTV1pUs2YkuVuyz5M1lDZ0wAobirMEZBjMQzSjct9kX2Se7mg8Agw9S",
+	"IK3YzlXyR8oigPno6enu6f51z70TsumMUUwFd0b3Dv6EprMYq3+fnZy8meEECcLo34avCRfyV55OpyhZ",
+	"OCOHUQwse8FxnTsUp1i+kv/IndEH1cOUiOsICSzIFDsjZ+gNnvUGw97wOXgHo93D0f6+4zo4SVjijO6X",
+	"rkMi2f6shw68cPB8eNBDs1nC7rDjFo1fc4FEyp2RmkKMhXw6myAuezDvX4eMUhyaASY4xDP16cqxDPZH",
+	"ewP16i8p5uL6hkULOSWrndG9c4NoNCeRmDgjZ+B5jutQpBqbsFvsLJfF92Ixk7+fJBip8SWYszQJ8bWa",
+	"YT69MPTC3mCAn/UOvAOvtz/c3/M875m3qxrPPzKtoTkvT4zj5I4Uz1+evB6NLk5ffgoniN7i0ej4p4sT",
+	"+32BKaJCj2H38GB/OH423hui53vR8OZgOH7uHR6Onx9E3u7hLnKWV3JCZWa4mLB5mRkQBUPzCEpjq3OF",
+	"puefPPFH5gk5n5wfTgytowpLQLYIEXBCb2PcC+OUC5w0i40YcXGdzuQ6XOcLMXw2GAx3rwfeYH8wlEsd",
+	"hmmS4KjxDUWZghkyjsne6XmeZy2kWjW1ls697/CYqCXwnZH5ozfwHdd3EjxFyUf187//BQJz4TtLx3Wm",
+	"WEyY7OHtm4tLx3XShDgjZ+dusKO+5jvx8G5GHbXwfMYox206lC1rJr4OWYSd0dAbLLOfLL6OnNISnKex",
+	"ICeautVVGCMS4wim8pX6CriQsFg+v0Hhx5bLAQNv6O0O1iyHeqPFcgxXLUc4y0gTzjK6tKP4jqHlTjjj",
+	"q6mvBIsiserk8FDyRgP59z1PtsHiWNJH6cU1LDj0ds3mTGNRWi3XESi5xeLaLIBRjfoPTZoKa+azPX35",
+	"+uXly1bz3ZHEqk66wk57y+WVzVGaPeS80xtLfho+GUKCxynfagZfajUb98zSrQxu+I0MTnKU1KlL15mh",
+	"BE2xpuV9sZnPTuWfEeZhQmZavxQP4ewUOiHiuMcx5USQO9ztO65D5FszJCaF5iltPT15kkgpLZIUuw4P",
+	"J3iKZFd/SfDYGTn/sVMYgzv6Kd+xR7VcWpPMbMQXKHpXkDVkVGCq/olms5iE6tudf3CtJY19qd5EqVLL",
+	"LIlwotTUCJTwAcKBMgHKvhyDmGBAcczmONLPFanbDf7s5OSlsiDUyMsUPYac/MASkOsFY4LjSPZP6B2K",
+	"SXQEgRpmAJKkHIgARCPgaMFhPln0HW0ZnTA6jkm4LQEq1sso15uFlIYQUUmTGxyyKYZZwkLMpVJ9HFpc",
+	"Tuy+5iyNI5iyO6yUwhwlEYcOAoGTKaEoBj1OoPgOJ6ANCt7NiPGKJTckijDdjhrF5482M8E+YgqxlN+K",
+	"mwIUTQkNpOLD2ajPqMAJRfF2g86+hgucSJqY4TzGBPKmuW5aKa5s1D8y8YqlNPpcxiPRCCgDnoYTyzZ7",
+	"lPH/WG0WxiwBMSHcrEuHCIgY1nsefyJcqO2IY0Zv5TuAKBMTnIC2UHM+u2TstVRI281dbvcRxLIBORpE",
+	"YW9wuLfr7cHNQjyWiJHMZ1SOli+El7uEc/Iim897ilIxYQn5FW+5nqUWHm0Cwf/0jlMx6V3K1QrkFKZE",
+	"iR4XUvqRsjl1AX+aSc0iFy7Bd+wjjqxZ3SESo5t4y4W60OcYsBt6tLlFSKAbxDEolsRAIkwFEQswpyfo",
+	"/IAXXDCKu3LiKU0wCidyDGp+5xevttV+smd5YOOEC0xDaSqU7fDCQHVGjjcwtrL+dYo5R5LznUxjPLbi",
+	"PL94tZJwgRrNIICO7Oy/Lt786MI8YfQWpBLvSlrqV4YBdAyvyB+NTtVjcYFEkpGmSIQTF25QBNKc7mZ0",
+	"3U6lbkjVXc/znjdQtXr0GQFGSUyybSsJywWTDF89oD4SgdXAgpHqiTJBxmbOtmoWJZ2dK+qMgFuq4c0o",
+	"qI5Nuw0UDFEc42Sk2NHw4CPRRndpaKO7kXzPUsFJhCE4v3h1ffz69ZufXp5en5ydvrsIlMk2QXJvgNL8",
+	"WvFkhNpO82/IacMV+zcXQPIUlib4sRhoqLdftXm1N/VZV5JlISZyb+KY5/JsO4tii303aKDGoxkkD++u",
+	"QTDK1FfRQUaE7UyLLUR609Z5NMvkYRmebaN2Nsr5xauttfkW22WwbrtYmvgxt8zAECTvp6b0887U8fcF",
+	"ixaX+JOon9flExD4k3Ah5SmK44XSlDAnYgJEcIhYehNj+CVlAnPAPEQzHEFH6RaMoyccfCfBsxiFkkgL",
+	"+Pe/fKfr+tQoHinTEizShKrHAiuzWv6j71PHdabo02tMb8XEGRn2cR3jCuYiMQdH4zBs8jcMpOX9bE+e",
+	"7hIUCpxwF/QB9JZQajQ6ppH8l5rTfEIEBj5D0mo6X1z892t1jEUJ5ooOPiW3lMmeQSSIxPIf6m0+gsB3",
+	"BuA7WlLLP+S/taq7wcqcIZFclwSrN8ScKZk1l7909XxzXlNOKGv2z/ZcZ0po9ufAdWZISInvjJz/9f2L",
+	"Tv+p7190//MvzmoCvbP8OlUngvExPeGQOUaOIKBpHAfQyayvmwVk66rsSIHkwQdxQDccU9GHl3c4WcAU",
+	"T2+UNvMpUx2gWLPj+cUrkHtNbZkEOKYRh+Detx1LvjOS1shSmWVqJ2tL7H4ZaArJMemNq90/s0TKPUG0",
+	"IycLaqx3BelB5Vy/rLi21n9+oV49kW/KbWSIzW7+gUNhEfsic13fV4Zoe/PW91Tw9bLk81v3jbHis94r",
+	"3rz1X+r38k+Xtq/tgz3uYjRXTQTI4zFNO/JMmOPJmGBuxdggCwVBSskvKY4X/dJ+aBlQGrNkioQzctJU",
+	"DdTaJR+83uFx7xXqja/uD5Y9+8+9Tf4cDJeNu+x7jGK5N6sLnjmj7x1M06kkJZOqIrWU0FWtuQrxTRtN",
+	"5D47OTnNY35Vagc///zzz73z897pKXz//ej8fHRxEbjw/vLkCBAkGMVSSRh5RKbyPKMPBguMEg5Su0oJ",
+	"enh4eFhejubYok3tQe/wSpLt6n5X0+/qflj8A7J/jGr/aCRufgSu7yd9wq7O/KcJEjBHXJ/pXKBoqoT2",
+	"BBv3KEsKz2l5blu4ch9aPz3IFcv3xg4pV/zlFNt75PjtmXVY6rwYABF4qhznFaJUA9ObMIaR+ykVJK6c",
+	"z4jcsrJpgaN1DJEFvmvS+ndjkIJKbSSrLaKW1ejeBpGEpqB9y8+1HlFN5Pz24MfyzUv54jIHBKz/4q16",
+	"admMEHjQ65QLlmUdN9BCC0kNW98KpYUqzT6bUwNVGyfg1vi8MszKyj60/zJwUHkv2Tige0duON6CdG/s",
+	"416GbkgSVCeI1f5DA3yHQ5YoDkVx/GasQpcbjKM6Mwsssb6dS/WiCp2Vx160UB/6VZOr0tj9Vtxe2o+U",
+	"z3GiLcwXw75TA+psKBgJhbOTE/Xj3bDvPeHAJ2iGofNi90+BmQnMDJPUkpXy1VBq+BQLROIVa5zP/gnX",
+	"cZ4jZb/DfIKpOf8ohUq1u+ZriNw/iuyswq1ar1ahKGpLZDpQbm7o3A3UBgkKMRxo73UJz9W237JirXV9",
+	"dprZT7m1nw+gpBeqY2ijHN+ZlzP9WIaOPXCo0+9mn36+YFSqrTSC6mzKFK4s9O+gCfV+d9eKbHcFWvZR",
+	"FeLfho+pEgsU54pBbjq0VUN5cCQ/JUQ0+1YKPVUoBsEgUdocOi+Gj6uQ+vDOTECL3KDKQyr8GWTwjABY",
+	"4tNA8UdwZJw5yumi1dp8QmIMQQHWCKq+qj+07f/76EF9/JSENOdPpEEbtl0Chuag+ekoP1QyGi+UO9Kn",
+	"DWtnvurDsWU2Bd+9vIQd2epOsXkC6BSKV+pb5WX889DSUvFWdE87/ihroUb76COhkdSDuQ4sm4woFBwY",
+	"PYKgjIY262icrY+jpqqHsaLFzzyYlQjfJDnzKEZNsF0aV7Fic9AOvb7h+iyIkiHZFOXGY+PB144d5ctS",
+	"JgbijNYlaz2IUxOtVlAnUBEJrDzbBkOaBZpUXFiFHueIGwCZNvKNn68cG9KReElZygTkAxDKF6hCeA1+",
+	"wHJIqTrQYS8it0RAGCPO1cT3zC+REkwjyFEOGchBCvYC5uAWGIcC4uDTCsYhC7OBYExH1eRvOtIETcGs",
+	"7LEVu/WpCd7KZzp0WY9cZs+eBxZkz0YOuJBFzuXPPjUS010VDq4oqhyAUnELX90/W3NIKiJ3VjBwU8zK",
+	"Qx5Ca5mr3bp1ll2xoy5XWwrn56en15PJdMp50Ic38pA8SwVYgTod9JL7DfIvwHwh54dCuc9xJLngyKf6",
+	"0M4BxXO04JByLcdSGuGEhyzRTfXhPOUCbnBbd7NPjb8ZOnOpQ3UMTn5wjhKCTl9oF0K3boNUMyia7Y3n",
+	"yw/XcLV20c8Navp+xcFJo6qho9R0oW1ByPGGiKrZ8gUNJwmjLOVdWyYYJPbb9/L/OSb+7fHlyfeN23+N",
+	"c7gMd9Vo/TLOpnM86ObysOp6gc7xboPhWU+YaKv6Mgasa73XiAvQbap1P8p9ARkIl/Acl+tqTIy2TpWp",
+	"TKbaU1BJWfj8cb3RDdIQW51s7wtuGaOz3Hn6fW1t4ORO9/tYs3tXtKmmB53zi1dDb3DwonsEVgA+d7/F",
+	"5COGoETloL9JDNGamfmgmnWy1nTKX9QR2UQ8GikuZGufSYR2pnJhIduJKNWte5HeyEf4SJ4LMjXggtSf",
+	"ME6pPiyq0WkbR6tzHKntolSM7ySpQjD4Tr8MFRju7zfIkVrWS3VIr4g2VnSQv5xmVUTtj2CKFlLA4elM",
+	"LPprMQI+bQAJKLHdymdwqUacZYMt6wfKdi4EY8yWRIdbl3L5+q4Pbuccrk9+j+YgKU5YReT+c1wkjcdU",
+	"uZGiiGj4w1tryJqeFb8FrTtyXc2uoTwaRNBB1MCBdL9dFx6G9TjVwbrOp94t6+UMG/1DWu3v0Pw8N3/y",
+	"F3pkOmOJorhJDjLva3U/cUYOpiGThwEN3yplF64ECA2GBxZCSO6u4Lj3d0C9X8HrHUIfruGf0AtcKCcs",
+	"VaLG9QxNa1MOhgdrADwfjnt/R71fvd5h//qfvav7gTsYHjQbJ9ZsHmC+axJtwX9ak7XeWg9wnwUqb7al",
+	"CNUHPNJ0UmtzardRPNPccFurJfRbS5MOt/7l9+/OavOXn+Wduc7KI25dGzaQQT+x6XCUKwRtJRUWUu6y",
+	"iwLln9M5j8GDwKtZehMTPsHRagiWnITvjMB3fGcZaCwcZRBYwKgAGAXk0yBENMSxGkThtKCRepwPSh2F",
+	"5hPGpTIQ6czk7/bhWPsX9WA5oARnZwkpOCwl8c0hu6peMAvRY2WyuXbSvnYurrXrLaDYagGsFoSlQmEu",
+	"A0mLAHRbXBk0ICWONzR2Qi8mXLQ07VvZUw2md9vvfndruhHxVrOlWw53a7DcNmau9XHZ2m052M8zSLex",
+	"GFupkgoAcvm1DLWKLFiNbZZGTfaaK6VYDhLjuTELMRZcHeyr4ZFOxcLtrkYurzBgLaGQu8ot2ZJX2Hiv",
+	"qOC4zilW4qVJrLzN/OuFZMIzlFTKhTTWEIkIb/zdEL/8rhqB/VvTYGyP+ka2Zy3j0PjUKoiPEMVxyST9",
+	"CtZlRfzUzLGvYZM07YdSXKLRlVQNS4zqAYhOllCosAPB+mosQdf1aWAiClagwSxsAJ16AzpQUbRhqBt0",
+	"dYyy1lirRoLMWWi2RK3IzMoxNj1bwellfdAQBc5US0mVS+Y+qlhZJJMkhZOs5NSboMiAZ9xGpPGj2DqZ",
+	"krKKsXxRGLvpvuwha6Waq8kOW+PYq2OokWBbk/SbEQm2xbKNM0gzKBFZ7Z3MVFDBm5pvyKcPJZC0SPDY",
+	"1g7NatkUitEuapMXj5H7qnGDb2sMVffRpm4sM+6qXbR2OVfqoj8a8Ta0JDeglY33alSGJUWnAju3DHN9",
+	"LlZe2qCEDwjsEM+DRcraqr02rzYS/GKV21kggfsQpBR/wmGqHAmdOSKC0Nsu+Knn7YYQ6GeE3gbQMU7m",
+	"4qHlgvitOOz/VnILdLJQTkXxFt0qz5npxToxl9gpa2/NDE8ao+Jv9WHcRMRcvWhK8KAphhmLSbiQUufd",
+	"y4vLQi1LrcmhM/Q8+Cu8+aFrvOpkKse+f3io3Hf6r4Hn5UMiVOBbvbHLDusvrDFXBJW+rMrMcSZfNxFT",
+	"22wQ+M4xQJGEyTG2H/lO8IRb8dtaSPnB+oGPl6Ep9fdKH+n7d2fVEI+3d9AEKOA4TBMiFhdyYTXXHadi",
+	"omqeNDqY3swwvRAo/AhZhZCsnA2iC4hVdyN4hROKhX6iPHYQM3pr15FgcQS7w16+uj59//7s1HzRdeXi",
+	"ItOyOcpJW5WEWZtjEmMgFGIWohiSlPI+nAm4JXcmAKbXzaedWcJUrAGICTOwGPOjWkEkudjcwHbMmsu3",
+	"p2iRwS7PTk6sxTdxKUmWCUYRTor6Y3bhmGLt0Iz8gBc6B5vQMWtaPtkPz+DOaSxUaMFGBgDFYs6SjzaK",
+	"QFXmwomZOElgQrhgyaLvU59ezhlIiZOMFVYDTUlMMIeY3GENpSA8U10j+f5TePr0/OKV5UicIopu8RRT",
+	"8fQpdIKdu4EFGOz3+0F3BIgqR3E2uMLg8ylAZ4xuEhLKJdV2ofm7eKtr/Mpy4k+rAIWnpcOMbDB4+/4S",
+	"yuPYube9QhmCEdEy8YqmZwm7TTDnmBsxwo9ky/oFlkhVgKIyzC4zUlV8rICvFMAz5RGX8w0KaE7gVnFo",
+	"LgRVcI46bkrCSw5rxP6aFc0WoO/tkDCsL0MYszQy3MtdORaUigmmQhJPW+eoum8JrVQ6ciEmXON8TLdm",
+	"BxK1mg0eFbObrCeSUliF9HKOnpYoF9z7OsVRhxD6/b7vqIRtP1NHkpySU5XwIFOicUS6LAN09tzB4Z6b",
+	"F4dwgVCpc8gd7h5lZRwYNZ/nwYK9wW7fpy8NNC9T4yhJVEeKEKb33lkUgN7XeqPHJMRGMZpdfjxD4QT3",
+	"hn1P1UmMpSAQYsZHOzvz+byP1OM+S253zLd85/XZycsfL17Kb/oTMY2VgUqE0h1vCj4ztqbjOnc44UYd",
+	"9r2+Z/zjFM2I1DZ9r79rPE1Kcu9MVELxr/Lft1g0yW+NwJImiwZpq2CPsX6MDDHqmvdt8OZZ5IxMvvKv",
+	"TqUW4tDzNiuKkRfbZB/bF7EwydIrClplcyAcUKwirbZ2c0YfrlyrNuxrcocp5gpjh265tFg06RxV83lH",
+	"bv5FWzIaj4tdOsOCNe57u6DKuM0Jx3WSvtM9fWMUVaOSu02xhMKy7Hu7Ww4p3aaA2frVXl+mZMWiy0mR",
+	"daveIFdXssBrwgWvyshV6YU8M2GUxH3CM/uiI0WOMUHUI5/WjBBlCkU5aL8OnQ4A8VDbwS7Ik0OGkFSf",
+	"FY5un74isfK1hGx6Qyjuw0/SbA5iJDAXfxVJKpWTgigqFw7jQn6tQq9IhAoiW2gkNlanWp9akyZFYmYf",
+	"3huoblHrVcliZYPj6EiKW4UIKuCwBkPc96lcY92S/J2LBKOpmkJt/8h1sFNquFOuLvvhvjGhrKGKRF5L",
+	"9pcUJ4vCmKsC3tvxbzlnZOnWslHV4kjLcFW/JTB9y5K1Rd5EQ4+F7TNBfGW3GWy/XY8m76Lemz5tS1Kv",
+	"7a0hOWDD6rxZsLI+hLOxsdEIB9Wtholqdq9zMpQZOQMjrRq5bqY03sxpIXdSU4GOq8+R8ho8IDdMucw5",
+	"ZXp3rryH4krLxGqRehvGrTrIDaJHuNGikl7VthRLvWT6xnce2ElGRRz0y9yEgOb8GoUhS7PrBDzrP8dt",
+	"uCnBfI+ja3NyukZRJI8l6o3+0PP6A2Veljlb3azgOti4+K5njGRd4vGeN3z+3OuF3mCoKX34fH9QUHqv",
+	"dkWD6/zCeEay71KUICow3uJmBF3bu3WB0nIRhRWavq55OHRmjHNyEy9Mhpq0Kvb0XmrqMt9zO+Wi3eqr",
+	"QauvqgVm91v2lpdYLAyoNn0V5lLZnCn5Zj5cLSs2rS3VLBuHhOFqA6dyblY+yLL6bBpw8UoZgnPlOrO0",
+	"wVp6z4vQUMMpschsrQrikhnVhx8xjqSN4dOS2dQHvdOVM3bQ1dV4VQU57Z7tVvPlcvQ2t/MciMDTvvaB",
+	"BEpiBDDVqSixyn5ipZz3EQR1pIQ83deFjKrvphwXjYiJQDWtpxAcQVCDT+gXNJgjONINVeEU+h2N8wiU",
+	"OyGoSOtAq7UN83yz5FE3m8M0y85plfX7FH5UxdLz5KxRc/OmprrWuqr6td2Qq5cMIjIe4wRTIQdSrcqu",
+	"ZqfT7Tp73mG3D8cZG0zlSD9iPONlTnjCQT03JrNsVTOidi/rw//TaqUBbZNqlqEQM2mmhijLHSvbp2/T",
+	"knla6JAXhQppq/2ze4Y2vYDoi2ntb00hP3w10eaX/2yu3nSW/7IcIpE24nIre3DzAZgaQA9ff6BwUbry",
+	"plKqQ60ev+qAQsUy0VdQ8nstFXbp4oY977DVR3mZb/nNoF1HeXXeb9QC0csKqNmF3cGfBKacMNpdYZy0",
+	"8bsUyOU+BBoA/9eYKGyYznoaozQW3ZJ6t2orRfwo/8xCPgdFcmrF5Z9Br3RgpYyj7sMbyzNTzv9SZ01a",
+	"qsYgNUdHpbYomdh1C8dNHzbzeLR3dwSaOGOWyMkr744rrYdi6uZaisZZaxf8qiOwqZxpy0RDf3k+Jup0",
+	"nJ2JzZ9Wx7/PCTkqJVkVvFlf8zXH3K9xIdt2t6q1vDFN7bB4FVFWUkPnA31oGnntOrPq4Y9RvEltFJOb",
+	"tHRbvm8l05lz5xpFwttrj/LNFm21QOnagbbS2S7B31Y6V0qRV6WzJN8aAf0dFkJatiq+x8YFgYwRjS3B",
+	"POXjJsHccF5slNOS/uM0jjND2ZzvjGtaF9czTvFy/nku4He7fbgk00oIz6emiUrVgKIKkYFPZnB8+THT",
+	"1fRGuVbQh40JiyNzeGkStN9hUbbbP0swhfZdkU2LnL2803C9ZHvD0yre2Lwpqjn9X3pr7Hl7rT7K72P4",
+	"9reTlYkneTrPvC7sjubN5f4erpYLuQlUnL8OxtgcFOFTtSF9pwrK8J1u4XWx/S0lS8J4U1SAFomJOsWr",
+	"7IyKWZT5FPAvKYrl6d3Lq8xoaESQrVmTE6PJdVHOd6w0eQREcOXLKFIKC8HRqWc35sW4GrMhGYUCypj7",
+	"SVQdLSW6TBWUrvZi1KD7A10xe//wUM9nlmCDbX4KxyY6ZkSlLsOjEqh1LcYgK4Uvx7ofuBA01Mb3+l6g",
+	"0NMFEQaBQofgO0xB3SZglblGMWfq2hhEQZpvLiAwwDSNykoQvcVqeIV8rlWM0ZCQTSrE9OWILid4kbND",
+	"Xv6F5/VfOHQCZXjseoNr7VkPbM+PQgLW+afmhEKV64VU2mlQNfxU0yuuQFJwIYrdLGU1d0Jph1D1wiRG",
+	"scYG2UjaBvxsHTX7W8bFvxVcpgFyCmVs3YyESm4xo3Kti+T0GN0Geh0WZZQkpc3Vhlm1KrUyypmGkSjg",
+	"eGpeJTJaAWDFd5L0WRzY0scmBqzv0dLt6GVSCXZZlqp8s82lHz49Ubchcc036p7IccKmjVciMb1pDdjH",
+	"vt8tw/wWvuWExfgIEF0wilVxKLjFQu6i3bym1AqX3+P4+z7PZHCdaeVu5HZNlG5U3trwaOXpqlsn5U1Z",
+	"Kh3BEvUDamZDFQhSiia7y0eXG/ni1s1hq482dv/YlzN9uxbRm3W1pZoPF+X6k2vPExmYkI2z4pX1eFbg",
+	"AscKkZWw9HbSWNV7lEP7fZohlGkGmwQespm06mrgHGjC5uRJAsqn49PO9ggdq+6WbNDgcgKfJmmMXZip",
+	"Vw1WBWpYno3hNnnNvk2dTyW4zd+GD3mg7AucV3mSNgDWlK9lruNO7CycSuXoVb1Xii63G0ep/nN9HO/y",
+	"Sp1rID7V8s7tei7XC23AvWxSMvuBgT0i4qlNEfFVoynVuX4ELFSBTiofV74CSunLwrLOxsCxsFB+Bg21",
+	"GuBXMNH/O1AUo/hBs6ihuvl2UcD84z9hLo8Ic+HQsTV8JbLUuxs2mxltvZhvKH74kpA+HFN9Tx+qXuhd",
+	"nNKKa719Wr7X29Un871R5b7vJ1xFbKQSz7ARdxjpgkhNlolPbdNkhUOzUrr+s/fe5ltI1d7fdguZj9d7",
+	"+79KqHiv1XcbOzW/8OaS9LVDtg/urc9zYS7NnRvNhqMokqqfcJC2rQFHQieYoo8YkpQGKpYhLXhGYSLE",
+	"bLSzozICJ4yL0YF3oIatk3N2lNPUTKEprtyU8gYdVcvH8zwX8tCESk3NghSF9pOnmgaV+0BOV97Dngt+",
+	"Rbz5jt0+CcMV7ef3A9wRPM9PxvIUsa7n3KupS9oKuDj9AToBDmMefQxcn2rPlonpSjF1N9SHlJPXZ/rF",
+	"MCZAwtBqW67Hb3zC5kFX5YYByao05JOQrFOfR5aTY5w9JlcDZgm70SHoDLtjMkOulv8XAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

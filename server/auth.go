@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 )
@@ -81,6 +82,11 @@ func ReadTokensFile(path string) (*StaticTokens, error) {
 	for i, e := range f.Tokens {
 		if e.Token == "" || e.TenantID == "" {
 			return nil, fmt.Errorf("tokens file %s: tokens[%d]: token and tenant_id are required", path, i)
+		}
+		if strings.TrimSpace(e.TenantID) != e.TenantID {
+			// MySQL ignores trailing spaces when it compares text: "A " would
+			// see tenant A's operations.
+			return nil, fmt.Errorf("tokens file %s: tokens[%d]: tenant_id begins or ends with white space", path, i)
 		}
 		t.entries = append(t.entries, staticToken{
 			digest:    sha256.Sum256([]byte(e.Token)),

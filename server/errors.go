@@ -36,7 +36,12 @@ var (
 	errNoRoute   = errors.New("no such resource")
 	errNoMethod  = errors.New("method not allowed")
 	errDatabase  = errors.New("database failure")
+	// errBusy is a request that found no room to read its body (BodyMemory).
+	errBusy = errors.New("busy: too many large requests at once, retry later")
 )
+
+// busyRetryAfter is the Retry-After of a 503 for errBusy, in seconds.
+const busyRetryAfter = "1"
 
 // ErrUnauthenticated is returned by an Authenticator for a token it does not
 // accept: unknown, garbage, expired or revoked.
@@ -89,6 +94,10 @@ func classify(err error) reply {
 		return reply{http.StatusConflict, "030007", conflictMessage(err)}
 	case errors.Is(err, store.ErrUnavailable):
 		return reply{http.StatusServiceUnavailable, "020001", "database unreachable"}
+	case errors.Is(err, errBusy):
+		// 503 pairs with 020001 in the contract's table; the message says
+		// what it is.
+		return reply{http.StatusServiceUnavailable, "020001", errBusy.Error()}
 	case errors.Is(err, errDatabase):
 		return reply{http.StatusInternalServerError, "020002", "database failure"}
 	case errors.Is(err, errNoRoute):
@@ -183,6 +192,9 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		s.log.ErrorContext(c.Request().Context(), "request failed",
 			"request_id", requestID(c), "method", c.Request().Method,
 			"path", c.Request().URL.Path, "status", r.status, "error", err)
+	}
+	if errors.Is(err, errBusy) {
+		c.Response().Header().Set("Retry-After", busyRetryAfter)
 	}
 	body := errorBody(familyOf(c.Request().URL.Path), r)
 	if c.Request().Method == http.MethodHead {

@@ -26,6 +26,11 @@ type Options struct {
 	Auth         Authenticator
 	AllowedCIDRs []netip.Prefix
 	Logger       *slog.Logger
+	// BodyMemory bounds the memory that request bodies being read and
+	// decoded may take at once, in bytes of estimated decode cost; 0 means
+	// DefaultBodyMemory. A request that finds no room within a second is
+	// answered 503 with Retry-After.
+	BodyMemory int64
 }
 
 // Server is the Operations Service's HTTP handler.
@@ -34,6 +39,7 @@ type Server struct {
 	auth    Authenticator
 	allowed []netip.Prefix
 	log     *slog.Logger
+	bodies  *bodyBudget
 	echo    *echo.Echo
 }
 
@@ -51,6 +57,10 @@ func New(o Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	if o.BodyMemory <= 0 {
+		o.BodyMemory = DefaultBodyMemory
+	}
+	s.bodies = newBodyBudget(o.BodyMemory)
 	validate, err := newValidator()
 	if err != nil {
 		return nil, err
@@ -58,7 +68,7 @@ func New(o Options) (*Server, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
-	e.Use(s.accessLog, middleware.Recover(), s.authenticate, readBody, validate)
+	e.Use(s.accessLog, middleware.Recover(), s.authenticate, s.readBody, validate)
 	gen.RegisterHandlers(e, gen.NewStrictHandler(s, nil))
 	s.echo = e
 	return s, nil

@@ -1,12 +1,10 @@
 package server
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -20,63 +18,6 @@ import (
 
 	"example.com/opsvc/gen"
 )
-
-// MaxBodyBytes is the largest request body accepted: 4 MiB, inclusive. A
-// larger one is answered 413 (010003) before anything parses it.
-const MaxBodyBytes = 4 << 20
-
-// bodyValueKey is where readBody leaves the decoded body for the validator.
-const bodyValueKey = "opsvc.body"
-
-// readBody reads the whole request body, at most MaxBodyBytes of it, whether
-// it comes with a Content-Length or chunked, and decodes it, once, for the
-// validator and the handler. It refuses a body that is not one JSON value
-// (010001), such as `{...} {}`.
-func readBody(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		r := c.Request()
-		if r.Body == nil || r.Body == http.NoBody {
-			return next(c)
-		}
-		if r.ContentLength > MaxBodyBytes {
-			return errTooLarge
-		}
-		b, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
-		if err != nil {
-			// The client went away or ran past the server's ReadTimeout.
-			return &FieldError{Field: "body", Reason: "could not be read", Syntax: true}
-		}
-		if len(b) > MaxBodyBytes {
-			return errTooLarge
-		}
-		if len(b) > 0 {
-			v, err := decodeJSON(b)
-			if err != nil {
-				return &FieldError{Field: "body", Reason: "not JSON: " + err.Error(), Syntax: true}
-			}
-			c.Set(bodyValueKey, v)
-		}
-		r.Body = io.NopCloser(bytes.NewReader(b))
-		r.ContentLength = int64(len(b))
-		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
-		return next(c)
-	}
-}
-
-// decodeJSON decodes one JSON value as kin-openapi does (numbers as
-// json.Number) and refuses anything after it.
-func decodeJSON(b []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("more text after the JSON value")
-	}
-	return v, nil
-}
 
 // validator checks every request against the embedded openapi.yaml before a
 // handler runs: parameters with kin-openapi's openapi3filter, the body with
@@ -388,10 +329,14 @@ const (
 	iccTimeLayout = "2006-01-02 15:04:05"
 )
 
+// Times are stored as DATETIME, whose range on MySQL and MariaDB is the
+// years 1000 to 9999: outside it one database refuses what the other stores.
+const minYear = 1000
+
 // parseMSFTime is the one place an MSF time is checked (010002).
 func parseMSFTime(field, s string) (time.Time, error) {
 	t, err := time.Parse(msfTimeLayout, strings.Replace(s, " ", "_", 1))
-	if err != nil {
+	if err != nil || t.Year() < minYear {
 		return time.Time{}, &FieldError{Field: field, Reason: "not a real date and time in the form YYYYMMDD_hhmmss"}
 	}
 	return t, nil
@@ -422,7 +367,7 @@ func formatOptionalMSFTime(t *time.Time) *string {
 // parseICCTime is the one place an ICC time is checked.
 func parseICCTime(field, s string) (time.Time, error) {
 	t, err := time.Parse(iccTimeLayout, s)
-	if err != nil {
+	if err != nil || t.Year() < minYear {
 		return time.Time{}, &FieldError{Field: field, Reason: "not a real date and time in the form YYYY-MM-DD HH:MM:SS"}
 	}
 	return t, nil
