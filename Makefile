@@ -11,7 +11,7 @@ AUTH_TOKENS_FILE ?= testdata/tokens.json
 export DATABASE_URL AUTH_TOKENS_FILE
 
 .DEFAULT_GOAL := help
-.PHONY: help generate check-generated build run test test-short lint lint-spec tidy-check keystone-up keystone-down
+.PHONY: help generate check-generated build run test test-short lint lint-spec tidy-check keystone-up keystone-down bench bench-go
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -31,6 +31,18 @@ run: ## run on the embedded SQLite default with testdata/tokens.json, on :8080
 
 test: ## run every test, with the race detector (MariaDB from TEST_MYSQL_DSN, Keystone from KEYSTONE_ENV_FILE)
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# make bench: the server and base database come from BENCH_DATABASE_URL
+# (default mysql://root:@127.0.0.1:3306/opsvc_bench); BENCH_FLAGS go to
+# opsbench, e.g. BENCH_FLAGS=-quick for a smoke run.
+BENCH_FLAGS ?=
+
+bench: build ## measure the service on MariaDB beside plain-SQL floors: one table, under 10 minutes (README: Performance)
+	$(GO) build -o bin/opsbench ./cmd/opsbench
+	bin/opsbench -service $(BIN) $(BENCH_FLAGS)
+
+bench-go: ## Go benchmarks: validation, the A1 handler in process, the store write (MariaDB too with TEST_MYSQL_DSN)
+	$(GO) test -run '^$$' -bench . -benchmem ./server/ ./store/
 
 lint: ## gofmt, go vet, and the import arrows of STYLE.md
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); test -z "$$out" || { echo "gofmt would change: $$out"; exit 1; }

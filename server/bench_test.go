@@ -1,0 +1,140 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+
+	"example.com/opsvc/store"
+)
+
+// Benchmarks of the A1 path in process, without a network:
+//
+//	go test -run '^$' -bench . -benchmem ./server/
+//
+// The notification is the one cmd/opsbench sends: 3,300 bytes of body
+// strings, two target clusters and a rollback with one cluster; even
+// iterations create an id, odd ones update it (executing, then completed).
+
+// putOnly is a Store whose PutOperation does nothing. A1 calls nothing
+// else; the nil Store it embeds would panic if it did.
+type putOnly struct{ Store }
+
+func (putOnly) PutOperation(context.Context, store.Operation) error { return nil }
+
+func benchBody(n int) string {
+	const head, tail = `{"remark":"¥ 接続","pad":"`, `"}`
+	return head + strings.Repeat("x", n-len(head)-len(tail)) + tail
+}
+
+// benchNotification is the A1 body for id; update makes it the second
+// notification of the id.
+func benchNotification(tb testing.TB, id string, update bool) []byte {
+	tb.Helper()
+	status, last := "executing", "20261123_101500"
+	if update {
+		status, last = "completed", "20261123_101501"
+	}
+	cluster := func(n, method string, req, resp int) map[string]any {
+		return map[string]any{
+			"cluster_id": n,
+			"request":    map[string]any{"uri": "/v1/clusters/" + n + "/slices/" + id, "method": method, "body": benchBody(req)},
+			"response":   map[string]any{"status_code": 202, "body": benchBody(resp)},
+		}
+	}
+	b, err := json.Marshal(map[string]any{
+		"operation_id":     id,
+		"occurred_time":    "20261123_101500",
+		"last_update_time": last,
+		"status":           status,
+		"request":          map[string]any{"uri": "/v1/slices/l2vpn/" + id, "method": "POST", "body": benchBody(1000)},
+		"response":         map[string]any{"status_code": 201, "body": benchBody(500)},
+		"target_clusters":  []any{cluster("1", "PUT", 500, 150), cluster("2", "PUT", 500, 150)},
+		"rollbacks": map[string]any{
+			"result":          "completed",
+			"occurred_time":   "20261123_101500",
+			"target_clusters": []any{cluster("1", "DELETE", 400, 100)},
+		},
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+func newPutRequest(id string, body []byte) *http.Request {
+	req := httptest.NewRequest(http.MethodPut, "/v1/operations/"+id, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.RemoteAddr = "127.0.0.1:1"
+	return req
+}
+
+// BenchmarkValidator is the body check and the openapi.yaml validator alone,
+// on a valid A1 body.
+func BenchmarkValidator(b *testing.B) {
+	validate, err := newValidator()
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := echo.New()
+	h := readBody(validate(func(c echo.Context) error { return c.NoContent(http.StatusOK) }))
+	body := benchNotification(b, "op-bench", false)
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		if err := h(e.NewContext(newPutRequest("op-bench", body), rec)); err != nil || rec.Code != http.StatusOK {
+			b.Fatalf("got %v %d %s", err, rec.Code, rec.Body)
+		}
+	}
+}
+
+// BenchmarkServer_PutOperation is A1 through the whole Echo stack (access
+// log, auth, body check, validator, handler, conversion), on a store that
+// does nothing and on the real SQLite store.
+func BenchmarkServer_PutOperation(b *testing.B) {
+	stores := []struct {
+		name string
+		open func(b *testing.B) Store
+	}{
+		{"fake store", func(*testing.B) Store { return putOnly{} }},
+		{"sqlite store", func(b *testing.B) Store {
+			st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(b.TempDir(), "bench.db"), store.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { st.Close() })
+			return st
+		}},
+	}
+	for _, st := range stores {
+		b.Run(st.name, func(b *testing.B) {
+			s, err := New(Options{Store: st.open(b), AllowedCIDRs: mustPrefixes("127.0.0.0/8")})
+			if err != nil {
+				b.Fatal(err)
+			}
+			// The bodies are made once; each iteration puts its id in
+			// (ids have a fixed width, so the client's share stays small).
+			const placeholder = "op-bench-XXXXXXXXXX"
+			bodies := [2][]byte{benchNotification(b, placeholder, false), benchNotification(b, placeholder, true)}
+			i := 0
+			for b.Loop() {
+				id := fmt.Sprintf("op-bench-%010d", i/2)
+				req := newPutRequest(id, bytes.ReplaceAll(bodies[i%2], []byte(placeholder), []byte(id)))
+				rec := httptest.NewRecorder()
+				s.ServeHTTP(rec, req)
+				if rec.Code != http.StatusOK {
+					b.Fatalf("%s: %d %s", id, rec.Code, rec.Body)
+				}
+				i++
+			}
+		})
+	}
+}
