@@ -32,7 +32,7 @@ func benchOperation(id string, update bool) Operation {
 		LastUpdateTime: at(0),
 		Status:         "executing",
 		Request:        Request{URI: "/v1/slices/l2vpn/" + id, Method: "POST", Body: benchBody(1000)},
-		Response:       &Response{StatusCode: 201, Body: benchBody(500)},
+		Response:       &Response{StatusCode: ptr(201), Body: benchBody(500)},
 	}
 	if update {
 		op.Status, op.LastUpdateTime = "completed", at(1)
@@ -41,7 +41,7 @@ func benchOperation(id string, update bool) Operation {
 		return Cluster{
 			ClusterID: n,
 			Request:   Request{URI: "/v1/clusters/" + n + "/slices/" + id, Method: method, Body: benchBody(req)},
-			Response:  &Response{StatusCode: 202, Body: benchBody(resp)},
+			Response:  &Response{StatusCode: ptr(202), Body: benchBody(resp)},
 		}
 	}
 	op.TargetClusters = []Cluster{cluster("1", "PUT", 500, 150), cluster("2", "PUT", 500, 150)}
