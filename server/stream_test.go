@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"example.com/opsvc/internal/spectest"
@@ -125,5 +127,30 @@ func TestJSONStream_compact(t *testing.T) {
 		if got := rec.Body.String(); got != tt.want {
 			t.Errorf("got %q, want %q", got, tt.want)
 		}
+	}
+}
+
+func TestHealthz(t *testing.T) {
+	var logs strings.Builder
+	s, err := New(Options{Store: fakeStore{}, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"probe-1", "not plain!"} {
+		req := httptest.NewRequest(http.MethodGet, "/healthz", nil)
+		req.Header.Set("X-Request-Id", id)
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		spectest.Check(t, req, rec.Result(), rec.Body.Bytes())
+		if rec.Code != 200 || rec.Body.String() != "{\"status\":\"ok\"}\n" {
+			t.Fatalf("got %d %q", rec.Code, rec.Body)
+		}
+		got := rec.Header().Get("X-Request-Id")
+		if (id == "probe-1") != (got == id) || got == "" {
+			t.Errorf("X-Request-Id %q for %q", got, id)
+		}
+	}
+	if logs.Len() != 0 {
+		t.Errorf("liveness probes were logged: %s", logs.String())
 	}
 }

@@ -195,6 +195,23 @@ func refreshLatest(tx *gorm.DB, keys ...connectionKey) error {
 	return nil
 }
 
+// RebuildICCLatest recomputes icc_latest from every stored operation, in one
+// transaction. The store keeps it up to date itself; this is for operations
+// written behind its back (a bulk load, a restore of icc_operations alone).
+// It returns ErrUnavailable when the database cannot be reached.
+func (s *Store) RebuildICCLatest(ctx context.Context) error {
+	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Exec("DELETE FROM icc_latest").Error; err != nil {
+			return err
+		}
+		return tx.Exec("INSERT INTO icc_latest (tenant_id, connection_id, seq, reception_datetime)" + latestOfEachConnection).Error
+	})
+	if err != nil {
+		return fmt.Errorf("rebuild icc latest: %w", s.translate(err))
+	}
+	return nil
+}
+
 // iccCursor is the keyset position after the last listed ICC operation.
 type iccCursor struct {
 	receptionDatetime time.Time
@@ -284,7 +301,7 @@ func (s *Store) iccBatch(ctx context.Context, f ICCFilter, cur *iccCursor) ([]li
 		return nil, err
 	}
 	defer rows.Close()
-	return scanICCOperations(rows, s.batchSize)
+	return scanICCOperations(rows)
 }
 
 // listedICC is a listed operation and its place in the order recorded.
@@ -296,8 +313,10 @@ type listedICC struct {
 // scanICCOperations reads rows of iccListColumns. A list can be tens of
 // thousands of operations: scanning each column into its own typed variable
 // costs a fraction of mapping rows onto structs by reflection.
-func scanICCOperations(rows *sql.Rows, sizeHint int) ([]listedICC, error) {
-	out := make([]listedICC, 0, sizeHint)
+func scanICCOperations(rows *sql.Rows) ([]listedICC, error) {
+	// Grown as read: most lists (one connection's latest, say) are short,
+	// and a batch-sized slice is hundreds of kilobytes.
+	var out []listedICC
 	for rows.Next() {
 		var (
 			l      listedICC

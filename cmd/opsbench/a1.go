@@ -139,8 +139,44 @@ var a1FloorParams = map[string]string{
 	"tx_isolation":      "'READ-COMMITTED'",
 }
 
-// a1Floor is the A1 transaction written directly in database/sql on the
-// service's tables: lock the row, check the transition, insert or update it,
+// a1FloorSchema is the floor's own tables: the relational design the service
+// started from (schema version 2), an operation row and a row per cluster.
+var a1FloorSchema = []string{
+	`CREATE TABLE msf_operations (
+		id VARCHAR(128) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL PRIMARY KEY,
+		occurred_time DATETIME NOT NULL,
+		last_update_time DATETIME NOT NULL,
+		status VARCHAR(16) NOT NULL,
+		sub_status VARCHAR(255) NULL,
+		request_uri VARCHAR(2048) NOT NULL,
+		request_method VARCHAR(8) NOT NULL,
+		request_body LONGTEXT NULL,
+		response_status_code INT NULL,
+		response_body LONGTEXT NULL,
+		target_clusters_present BOOLEAN NOT NULL,
+		rollback_result VARCHAR(16) NULL,
+		rollback_occurred_time DATETIME NULL,
+		rollback_clusters_present BOOLEAN NOT NULL,
+		created_at DATETIME NOT NULL,
+		updated_at DATETIME NOT NULL,
+		KEY msf_operations_listing (occurred_time, id)
+	) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+	`CREATE TABLE msf_clusters (
+		operation_id VARCHAR(128) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+		kind VARCHAR(8) NOT NULL,
+		pos INT NOT NULL,
+		cluster_id VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+		request_uri VARCHAR(2048) NOT NULL,
+		request_method VARCHAR(8) NOT NULL,
+		request_body LONGTEXT NULL,
+		response_status_code INT NULL,
+		response_body LONGTEXT NULL,
+		PRIMARY KEY (operation_id, kind, pos)
+	) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+}
+
+// a1Floor is the A1 transaction written directly in database/sql on
+// a1FloorSchema: lock the row, check the transition, insert or update it,
 // replace its clusters with one multi-row INSERT, commit.
 type a1Floor struct{ db *sql.DB }
 

@@ -14,9 +14,12 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"example.com/opsvc/store"
 )
 
-// The data sets are loaded once, directly by SQL, into the tables the
+// The data sets are loaded once (ICC operations directly by SQL, MSF ones
+// through the store), into the tables the
 // service's own migrations created, and reused by later runs. A marker row in
 // opsbench_dataset, written once a load is complete, says which data set a
 // table holds; a table whose marker or row count does not match is emptied
@@ -210,11 +213,22 @@ func (d iccDataset) tenantRows(t int, now time.Time) [][]any {
 	return rows
 }
 
-// loadICC loads the ICC data set into icc_operations unless it is there.
-func loadICC(ctx context.Context, db *sql.DB, d iccDataset, progress io.Writer) error {
+// loadICC loads the ICC data set into icc_operations unless it is there,
+// then has the store rebuild its latest markers from them.
+func loadICC(ctx context.Context, db *sql.DB, st *store.Store, d iccDataset, progress io.Writer) error {
 	ok, err := loaded(ctx, db, "icc", d.spec(), "icc_operations", d.rows())
-	if err != nil || ok {
+	if err != nil {
 		return err
+	}
+	if ok {
+		var markers int64
+		if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM icc_latest").Scan(&markers); err != nil {
+			return err
+		}
+		if markers == int64(d.tenants*d.connections) {
+			return nil
+		}
+		return st.RebuildICCLatest(ctx)
 	}
 	fmt.Fprintf(progress, "loading the ICC data set (%s, %d rows) into icc_operations...\n", d.spec(), d.rows())
 	start := time.Now()
@@ -235,6 +249,9 @@ func loadICC(ctx context.Context, db *sql.DB, d iccDataset, progress io.Writer) 
 	})
 	if err != nil {
 		return fmt.Errorf("load icc_operations: %w", err)
+	}
+	if err := st.RebuildICCLatest(ctx); err != nil {
+		return err
 	}
 	if err := markLoaded(ctx, db, "icc", d.spec(), d.rows()); err != nil {
 		return err
@@ -290,76 +307,66 @@ func parallel(ctx context.Context, workers, n int, fn func(ctx context.Context, 
 // and a rollback cluster on one in ten, with bodies, as A1 stores them.
 type msfDataset struct{ ops int }
 
-func (d msfDataset) spec() string { return fmt.Sprintf("msf v1: %d operations", d.ops) }
+func (d msfDataset) spec() string { return fmt.Sprintf("msf v3: %d operations", d.ops) }
 
-var (
-	msfColumns = []string{
-		"id", "occurred_time", "last_update_time", "status", "sub_status", "request_uri", "request_method",
-		"request_body", "response_status_code", "response_body", "target_clusters_present",
-		"rollback_result", "rollback_occurred_time", "rollback_clusters_present", "created_at", "updated_at",
-	}
-	clusterColumns = []string{
-		"operation_id", "kind", "pos", "cluster_id", "request_uri", "request_method",
-		"request_body", "response_status_code", "response_body",
-	}
-)
+// msfWriters is how many goroutines write the MSF data set.
+const msfWriters = 8
 
-// msfChunk is how many operations one load transaction writes.
-const msfChunk = 5000
-
-// loadMSF loads the MSF data set into msf_operations and msf_clusters unless
-// it is there.
-func loadMSF(ctx context.Context, db *sql.DB, d msfDataset, progress io.Writer) error {
+// loadMSF loads the MSF data set unless it is there. It writes through the
+// store, which alone knows how a notification's clusters are kept.
+func loadMSF(ctx context.Context, db *sql.DB, st *store.Store, d msfDataset, progress io.Writer) error {
 	ok, err := loaded(ctx, db, "msf", d.spec(), "msf_operations", int64(d.ops))
 	if err != nil || ok {
 		return err
 	}
 	fmt.Fprintf(progress, "loading the MSF data set (%s) into msf_operations...\n", d.spec())
 	start := time.Now()
-	if err := emptyTables(ctx, db, "msf", "msf_clusters", "msf_operations"); err != nil {
+	if err := emptyTables(ctx, db, "msf", "msf_operations"); err != nil {
 		return fmt.Errorf("empty msf tables: %w", err)
 	}
-	now := time.Now().UTC().Truncate(time.Second)
-	chunks := (d.ops + msfChunk - 1) / msfChunk
-	err = parallel(ctx, loaders, chunks, func(ctx context.Context, chunk int) error {
-		var ops, clusters [][]any
-		for i := chunk * msfChunk; i < min(d.ops, (chunk+1)*msfChunk); i++ {
-			id := fmt.Sprintf("a2-%07d", i)
-			occurred := dataEpoch.Add(time.Duration(i) * time.Second)
-			var rbResult, rbTime any
-			if i%10 == 9 {
-				rbResult, rbTime = "completed", occurred.Add(3*time.Second)
-				clusters = append(clusters, []any{id, "rollback", 0, "1", "/v1/clusters/1/slices/" + id, "DELETE", bodyText(200, i), 200, bodyText(60, i)})
-			}
-			ops = append(ops, []any{
-				id, occurred, occurred.Add(5 * time.Second), "completed", nil, "/v1/slices/l2vpn/" + id, "POST",
-				bodyText(600, i), 201, bodyText(200, i), true, rbResult, rbTime, rbResult != nil, now, now,
-			})
-			for pos := range 2 {
-				clusters = append(clusters, []any{id, "target", pos, fmt.Sprint(pos + 1), "/v1/clusters/" + fmt.Sprint(pos+1) + "/slices/" + id, "PUT", bodyText(300, i), 202, bodyText(80, i)})
+	err = parallel(ctx, msfWriters, msfWriters, func(ctx context.Context, w int) error {
+		for i := w; i < d.ops; i += msfWriters {
+			if err := st.PutOperation(ctx, msfOperation(i)); err != nil {
+				return err
 			}
 		}
-		tx, err := db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		defer tx.Rollback()
-		if err := insertRows(ctx, tx, "msf_operations", msfColumns, ops, 500); err != nil {
-			return err
-		}
-		if err := insertRows(ctx, tx, "msf_clusters", clusterColumns, clusters, 1000); err != nil {
-			return err
-		}
-		return tx.Commit()
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("load msf tables: %w", err)
+		return fmt.Errorf("load msf operations: %w", err)
 	}
 	if err := markLoaded(ctx, db, "msf", d.spec(), int64(d.ops)); err != nil {
 		return err
 	}
 	fmt.Fprintf(progress, "loaded %d MSF operations in %s\n", d.ops, time.Since(start).Round(time.Second))
 	return nil
+}
+
+// msfOperation is operation i of the MSF data set: completed, two target
+// clusters, and a rollback cluster on one in ten, with bodies.
+func msfOperation(i int) store.Operation {
+	id := fmt.Sprintf("a2-%07d", i)
+	occurred := dataEpoch.Add(time.Duration(i) * time.Second)
+	text := func(n int) *string { s := bodyText(n, i); return &s }
+	code := func(c int) *int { return &c }
+	op := store.Operation{
+		ID: id, OccurredTime: occurred, LastUpdateTime: occurred.Add(5 * time.Second), Status: "completed",
+		Request:  store.Request{URI: "/v1/slices/l2vpn/" + id, Method: "POST", Body: text(600)},
+		Response: &store.Response{StatusCode: code(201), Body: text(200)},
+	}
+	for pos := range 2 {
+		n := fmt.Sprint(pos + 1)
+		op.TargetClusters = append(op.TargetClusters, store.Cluster{ClusterID: n,
+			Request:  store.Request{URI: "/v1/clusters/" + n + "/slices/" + id, Method: "PUT", Body: text(300)},
+			Response: &store.Response{StatusCode: code(202), Body: text(80)}})
+	}
+	if i%10 == 9 {
+		op.Rollbacks = &store.Rollbacks{Result: "completed", OccurredTime: occurred.Add(3 * time.Second),
+			TargetClusters: []store.Cluster{{ClusterID: "1",
+				Request:  store.Request{URI: "/v1/clusters/1/slices/" + id, Method: "DELETE", Body: text(200)},
+				Response: &store.Response{StatusCode: code(200), Body: text(60)}}}}
+	}
+	return op
 }
 
 // bodyText is a body string of n bytes: JSON text, as controllers send,
