@@ -158,8 +158,15 @@ func (s *Store) ListICCOperations(ctx context.Context, f ICCFilter, fn func(ICCO
 }
 
 // iccBatch reads, whole, the next batch of matches after cur.
-func (s *Store) iccBatch(ctx context.Context, f ICCFilter, cur *iccCursor) ([]iccRow, error) {
-	db := s.db.WithContext(ctx)
+func (s *Store) iccBatch(ctx context.Context, f ICCFilter, cur *iccCursor) (rows []iccRow, err error) {
+	err = s.query(ctx, func(db *gorm.DB) error {
+		rows, err = s.iccQuery(db, f, cur)
+		return err
+	})
+	return rows, err
+}
+
+func (s *Store) iccQuery(db *gorm.DB, f ICCFilter, cur *iccCursor) ([]iccRow, error) {
 	q := whereICCFilter(db.Table("icc_operations AS o"), "o", f)
 	if f.Latest {
 		// A match is the latest of its connection when no other match of

@@ -205,10 +205,12 @@ func (s *Store) ListOperationIDs(ctx context.Context, fn func(id string) error) 
 		var rows []operationRow
 		// Find reads the whole batch and closes the rows before fn runs,
 		// so no connection is held while a slow client reads.
-		err := cur.where(s.db.WithContext(ctx).Select("id", "occurred_time")).
-			Order("occurred_time, id").
-			Limit(s.batchSize).
-			Find(&rows).Error
+		err := s.query(ctx, func(db *gorm.DB) error {
+			return cur.where(db.Select("id", "occurred_time")).
+				Order("occurred_time, id").
+				Limit(s.batchSize).
+				Find(&rows).Error
+		})
 		if err != nil {
 			return fmt.Errorf("list operation ids: %w", s.translate(err))
 		}

@@ -669,7 +669,8 @@ func BenchmarkStore_PutOperation(b *testing.B) {
 // than one INSERT may bind (MySQL allows 65,535 placeholders, SQLite 32,766).
 func TestStore_PutOperationManyClusters(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
-		s := mustOpen(t, b, Options{})
+		// SQLite takes seconds under the race detector.
+		s := mustOpen(t, b, Options{Timeout: time.Minute})
 		// Just over each backend's limit at nine values a row: SQLite is
 		// slow under the race detector.
 		n := 4000

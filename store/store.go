@@ -34,9 +34,19 @@ type Options struct {
 	// BatchSize is the number of rows per keyset batch in the List methods;
 	// 0 means 500.
 	BatchSize int
+	// Timeout bounds each call's database work: a write's whole transaction,
+	// a read, each batch of a list, a ping. Past it the call fails with
+	// ErrUnavailable. On MySQL it is also the driver's dial, read and write
+	// timeout (unless the URL sets timeout, readTimeout or writeTimeout), which
+	// is what bounds a COMMIT: so a call whose database stops answering during
+	// its COMMIT may take up to twice Timeout. 0 means 5 s.
+	Timeout time.Duration
 }
 
-const defaultBatchSize = 500
+const (
+	defaultBatchSize = 500
+	defaultTimeout   = 5 * time.Second
+)
 
 // dialect is the SQL flavour behind a Store.
 type dialect int
@@ -61,7 +71,12 @@ type Store struct {
 	log       *slog.Logger
 	now       func() time.Time
 	batchSize int
+	timeout   time.Duration
 	closed    atomic.Bool
+
+	// ddl, when set, is a pool of its own for the schema migration, without
+	// the per-call timeout (see openMySQL); Open closes it when done.
+	ddl *gorm.DB
 
 	// writeTx and readTx are the options of write and read transactions;
 	// nil on SQLite, where one connection already serializes everything.
@@ -73,12 +88,14 @@ type Store struct {
 // missing; "sqlite::memory:" for a private in-memory database) or
 // "mysql://USER:PASS@HOST:PORT/DB", whose query parameters are passed to the
 // go-sql-driver/mysql driver. Open returns ErrUnavailable when the database
-// cannot be reached.
+// cannot be reached. The schema migration is bounded by ctx only: on a large
+// table it may take long.
 func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	s := &Store{
 		log:       opts.Logger,
 		now:       opts.Now,
 		batchSize: opts.BatchSize,
+		timeout:   opts.Timeout,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -88,6 +105,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	}
 	if s.batchSize <= 0 {
 		s.batchSize = defaultBatchSize
+	}
+	if s.timeout <= 0 {
+		s.timeout = defaultTimeout
 	}
 
 	cfg := &gorm.Config{
@@ -119,11 +139,22 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s store: %w", s.dialect, s.translate(err))
 	}
-	if err := migrate(ctx, s.db, s.dialect, migrations, s.now, s.log); err != nil {
+	ddl := s.db
+	if s.ddl != nil {
+		ddl = s.ddl
+		defer closeGORM(s.ddl)
+	}
+	if err := migrate(ctx, ddl, s.dialect, migrations, s.now, s.log); err != nil {
 		s.sqlDB.Close()
 		return nil, fmt.Errorf("open %s store: %w", s.dialect, s.translate(err))
 	}
 	return s, nil
+}
+
+func closeGORM(db *gorm.DB) {
+	if sqlDB, err := db.DB(); err == nil {
+		sqlDB.Close()
+	}
 }
 
 func (s *Store) openSQLite(ctx context.Context, path string, cfg *gorm.Config) error {
@@ -189,10 +220,13 @@ func enableWAL(ctx context.Context, sqlDB *sql.DB) error {
 }
 
 func (s *Store) openMySQL(ctx context.Context, dsn string, cfg *gorm.Config) error {
-	mcfg, err := mysqlConfig(dsn)
+	mcfg, err := mysqlConfig(dsn, s.timeout)
 	if err != nil {
 		return err
 	}
+	// The driver's errors come back to us as errors, which the caller logs;
+	// its own logger would print them a second time, on stderr.
+	mcfg.Logger = driverLogger{s.log}
 	connector, err := mysql.NewConnector(mcfg)
 	if err != nil {
 		return err
@@ -218,7 +252,36 @@ func (s *Store) openMySQL(ctx context.Context, dsn string, cfg *gorm.Config) err
 	// A record is read with two statements (operation, then clusters) that
 	// must see one snapshot, whatever the server's default isolation.
 	s.readTx = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
-	return s.openGORM(ctx, sqlDB, gormmysql.New(gormmysql.Config{Conn: sqlDB}), cfg)
+	if err := s.openGORM(ctx, sqlDB, gormmysql.New(gormmysql.Config{Conn: sqlDB}), cfg); err != nil {
+		return err
+	}
+
+	// The migration waits up to 60 s for another instance's lock, and a
+	// schema change on a large table may take minutes: it gets a pool of its
+	// own without the read and write timeouts, bounded by Open's ctx alone.
+	ddlCfg := mcfg.Clone()
+	ddlCfg.ReadTimeout, ddlCfg.WriteTimeout = 0, 0
+	ddlConnector, err := mysql.NewConnector(ddlCfg)
+	if err != nil {
+		sqlDB.Close()
+		return err
+	}
+	ddlDB := sql.OpenDB(ddlConnector)
+	ddlDB.SetMaxOpenConns(1)
+	if s.ddl, err = gorm.Open(gormmysql.New(gormmysql.Config{Conn: ddlDB, SkipInitializeWithVersion: true}), cfg); err != nil {
+		ddlDB.Close()
+		sqlDB.Close()
+		return err
+	}
+	return nil
+}
+
+// driverLogger sends what the MySQL driver would print to the store's
+// logger, at debug level.
+type driverLogger struct{ log *slog.Logger }
+
+func (l driverLogger) Print(v ...any) {
+	l.log.Debug("store: mysql driver", "message", fmt.Sprint(v...))
 }
 
 // openGORM checks that sqlDB answers, within ctx, and puts GORM on top of it.
@@ -241,7 +304,8 @@ func (s *Store) openGORM(ctx context.Context, sqlDB *sql.DB, d gorm.Dialector, c
 // mysqlConfig turns "mysql://USER:PASS@HOST:PORT/DB?params" into a driver
 // configuration. The query parameters are the driver's own; parseTime, loc and
 // charset are forced because the row types and the schema depend on them.
-func mysqlConfig(dsn string) (*mysql.Config, error) {
+// timeout is the dial, read and write timeout unless the URL sets them.
+func mysqlConfig(dsn string, timeout time.Duration) (*mysql.Config, error) {
 	u, err := url.Parse(dsn)
 	if err != nil {
 		// url errors quote the whole input, password included.
@@ -259,10 +323,14 @@ func mysqlConfig(dsn string) (*mysql.Config, error) {
 	q.Set("parseTime", "true")
 	q.Set("loc", "UTC")
 	q.Set("charset", "utf8mb4")
-	if !q.Has("timeout") {
-		// Without a dial timeout an unreachable host blocks for the OS
-		// default (minutes) when the caller's ctx has no deadline.
-		q.Set("timeout", "10s")
+	// Without a dial timeout an unreachable host blocks for the OS default
+	// (minutes) when the caller's ctx has no deadline. Without a read
+	// timeout a COMMIT, which the driver sends without a context, waits
+	// forever on a server that stopped answering (SIGSTOP, a dead host).
+	for _, p := range []string{"timeout", "readTimeout", "writeTimeout"} {
+		if !q.Has(p) {
+			q.Set(p, timeout.String())
+		}
 	}
 	cfg, err := mysql.ParseDSN("/?" + q.Encode())
 	if err != nil {
@@ -285,15 +353,39 @@ func (s *Store) Close() error {
 }
 
 // Ping checks that the database answers. It returns ErrUnavailable when it
-// does not, or when the store is closed.
+// does not, within ctx and Options.Timeout, or when the store is closed.
 func (s *Store) Ping(ctx context.Context) error {
 	if s.closed.Load() {
 		return fmt.Errorf("ping: %w", ErrUnavailable)
 	}
-	if err := s.sqlDB.PingContext(ctx); err != nil {
+	err := s.bounded(ctx, s.sqlDB.PingContext)
+	if err != nil {
 		return fmt.Errorf("ping: %w", s.translate(err))
 	}
 	return nil
+}
+
+// errTimeout is the cause of a call cut short by Options.Timeout.
+var errTimeout = errors.New("no answer in time")
+
+// bounded runs fn with ctx limited to Options.Timeout. When that limit, not
+// the caller's ctx, ended the call, the error is ErrUnavailable: a database
+// that does not answer in time is as good as unreachable. An ErrOutcomeUnknown
+// from fn is kept as it is.
+func (s *Store) bounded(ctx context.Context, fn func(ctx context.Context) error) error {
+	bctx, cancel := context.WithTimeoutCause(ctx, s.timeout, errTimeout)
+	defer cancel()
+	err := fn(bctx)
+	if err != nil && ctx.Err() == nil && context.Cause(bctx) == errTimeout && !errors.Is(err, ErrOutcomeUnknown) {
+		return fmt.Errorf("%w: %w within %s: %w", ErrUnavailable, errTimeout, s.timeout, err)
+	}
+	return err
+}
+
+// query runs fn, one read outside a transaction, on the database bounded by
+// Options.Timeout.
+func (s *Store) query(ctx context.Context, fn func(db *gorm.DB) error) error {
+	return s.bounded(ctx, func(ctx context.Context) error { return fn(s.db.WithContext(ctx)) })
 }
 
 // translate turns a driver error into ErrUnavailable when it means the
@@ -305,6 +397,10 @@ func (s *Store) translate(err error) error {
 		return nil
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrConflict), errors.Is(err, ErrUnavailable):
 		return err
+	case errors.As(err, new(*net.OpError)):
+		// A dial, read or write failed. Checked first: a network timeout
+		// matches context.DeadlineExceeded too.
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		// Checked before net.Error, which context.DeadlineExceeded satisfies.
 		return err
@@ -351,10 +447,27 @@ const maxTxAttempts = 10
 
 // inTx runs fn in one write transaction, retrying it from the start when it
 // lost a race to another writer (see retryable); fn must therefore reset
-// anything it reports to the caller. Any error rolls the transaction back.
+// anything it reports to the caller. Any error rolls the transaction back,
+// except a broken connection at COMMIT, which is ErrOutcomeUnknown. The whole,
+// retries included, is bounded by Options.Timeout.
 func (s *Store) inTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	return s.bounded(ctx, func(ctx context.Context) error { return s.retryTx(ctx, fn) })
+}
+
+func (s *Store) retryTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	for attempt := 1; ; attempt++ {
-		err := s.db.WithContext(ctx).Transaction(fn, s.writeTx)
+		committing := false
+		err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			if err := fn(tx); err != nil {
+				return err
+			}
+			// Transaction commits next: an error from here on came from COMMIT.
+			committing = true
+			return nil
+		}, s.writeTx)
+		if err != nil && committing && s.brokenAtCommit(err) {
+			return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+		}
 		if err == nil || attempt == maxTxAttempts || !retryable(err) {
 			return err
 		}
@@ -370,10 +483,24 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	}
 }
 
+// brokenAtCommit reports whether a failed COMMIT leaves the outcome unknown:
+// the connection broke or the server stopped answering (the driver's read
+// timeout) after the COMMIT may have reached it. A COMMIT that database/sql
+// never sent because ctx had ended returns ctx's error, and was rolled back.
+// SQLite has no connection to lose; a COMMIT it refuses is rolled back.
+func (s *Store) brokenAtCommit(err error) bool {
+	if s.dialect != dialectMySQL || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	return unreachable(err)
+}
+
 // inReadTx runs fn in one read transaction, so that its statements see one
-// snapshot.
+// snapshot, bounded by Options.Timeout.
 func (s *Store) inReadTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
-	return s.db.WithContext(ctx).Transaction(fn, s.readTx)
+	return s.bounded(ctx, func(ctx context.Context) error {
+		return s.db.WithContext(ctx).Transaction(fn, s.readTx)
+	})
 }
 
 // retryable reports whether err means the transaction lost a race and may
