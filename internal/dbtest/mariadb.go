@@ -115,12 +115,27 @@ func (m *MariaDB) Stop(tb testing.TB) {
 	}
 }
 
-// Freeze stops the server with SIGSTOP: its connections stay open, and
-// nothing is answered, until Thaw.
+// Freeze stops the server with SIGSTOP, and returns once it is stopped: its
+// connections stay open, and nothing is answered, until Thaw.
 func (m *MariaDB) Freeze(tb testing.TB) {
 	tb.Helper()
 	if err := m.signal(syscall.SIGSTOP); err != nil {
 		tb.Fatal(err)
+	}
+	// The signal is delivered a little later, to every thread.
+	stat := fmt.Sprintf("/proc/%d/stat", m.Pid())
+	for deadline := time.Now().Add(killTimeout); ; time.Sleep(time.Millisecond) {
+		b, err := os.ReadFile(stat)
+		if err != nil {
+			tb.Fatalf("freeze: %v", err)
+		}
+		// "pid (comm) S ...": the state follows the command's closing parenthesis.
+		if i := strings.LastIndexByte(string(b), ')'); i > 0 && i+2 < len(b) && b[i+2] == 'T' {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("mariadbd (pid %d) not stopped %s after SIGSTOP", m.Pid(), killTimeout)
+		}
 	}
 }
 
