@@ -11,7 +11,7 @@ AUTH_TOKENS_FILE ?= testdata/tokens.json
 export DATABASE_URL AUTH_TOKENS_FILE
 
 .DEFAULT_GOAL := help
-.PHONY: help generate check-generated build run test test-short lint lint-spec tidy-check keystone-up keystone-down
+.PHONY: help generate check-generated build run test test-short faults lint lint-spec tidy-check keystone-up keystone-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ run: ## run on the embedded SQLite default with testdata/tokens.json, on :8080
 
 test: ## run every test, with the race detector (MariaDB from TEST_MYSQL_DSN, Keystone from KEYSTONE_ENV_FILE)
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+faults: ## the fault scenarios (issue 8) on a private MariaDB, with their figures: database killed, frozen, down at start; SIGTERM under load
+	OPSVC_FAULTS=1 $(GO) test -race -count=1 -timeout 15m -run '^TestFault_' -v ./cmd/opsvc/
 
 lint: ## gofmt, go vet, and the import arrows of STYLE.md
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); test -z "$$out" || { echo "gofmt would change: $$out"; exit 1; }
