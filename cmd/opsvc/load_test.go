@@ -272,7 +272,7 @@ func readSeq(tb testing.TB, url string, id *loadID) (int, bool) {
 	}
 	var list struct {
 		Operations []struct {
-			OperationID string `json:"operation_id"`
+			OperationID string            `json:"operation_id"`
 			RequestBody struct{ Seq int } `json:"request_body"`
 		}
 	}
