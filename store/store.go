@@ -267,7 +267,6 @@ func (s *Store) openMySQL(ctx context.Context, dsn string, cfg *gorm.Config) err
 		return err
 	}
 	ddlDB := sql.OpenDB(ddlConnector)
-	ddlDB.SetMaxOpenConns(1)
 	if s.ddl, err = gorm.Open(gormmysql.New(gormmysql.Config{Conn: ddlDB, SkipInitializeWithVersion: true}), cfg); err != nil {
 		ddlDB.Close()
 		sqlDB.Close()
