@@ -78,8 +78,10 @@ func runOutage(t *testing.T, m *dbtest.MariaDB, o outage) {
 	ready := startReadyProbe(s.URL)
 	time.Sleep(3 * time.Second)
 
-	failedAt := time.Now()
+	// Once fail returns the database is gone (or stopped): from then on no
+	// write can succeed until heal.
 	o.fail(t)
+	failedAt := time.Now()
 	time.Sleep(5 * time.Second)
 	o.heal(t)
 	healedAt := time.Now()
