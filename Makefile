@@ -11,7 +11,7 @@ AUTH_TOKENS_FILE ?= testdata/tokens.json
 export DATABASE_URL AUTH_TOKENS_FILE
 
 .DEFAULT_GOAL := help
-.PHONY: help generate check-generated build run test test-short lint lint-spec tidy-check keystone-up keystone-down bench bench-go
+.PHONY: help generate check-generated build run test test-short faults lint lint-spec tidy-check keystone-up keystone-down bench bench-go
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ bench: build ## measure the service on MariaDB beside plain-SQL floors: one tabl
 
 bench-go: ## Go benchmarks: validation, the A1 handler in process, the store write (MariaDB too with TEST_MYSQL_DSN)
 	$(GO) test -run '^$$' -bench . -benchmem ./server/ ./store/
+
+faults: ## the fault scenarios (issue 8) on a private MariaDB, with their figures: database killed, frozen, down at start; SIGTERM under load
+	OPSVC_FAULTS=1 $(GO) test -race -count=1 -timeout 15m -run '^TestFault_' -v ./cmd/opsvc/
 
 lint: ## gofmt, go vet, and the import arrows of STYLE.md
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); test -z "$$out" || { echo "gofmt would change: $$out"; exit 1; }

@@ -69,6 +69,10 @@ type reply struct {
 	message string
 }
 
+// statusClientClosed is what the access log shows for a request whose client
+// went away before the answer (nginx's 499); no client ever receives it.
+const statusClientClosed = 499
+
 // classify maps any error to its reply. The MSF status and error_code always
 // pair as in the contract's error table (section 4).
 func classify(err error) reply {
@@ -92,6 +96,9 @@ func classify(err error) reply {
 		return reply{http.StatusNotFound, "030001", "operation_id: no such operation"}
 	case errors.Is(err, store.ErrConflict):
 		return reply{http.StatusConflict, "030007", conflictMessage(err)}
+	case errors.Is(err, store.ErrOutcomeUnknown):
+		// The connection broke at or after COMMIT: see dataConsistency.
+		return reply{http.StatusServiceUnavailable, "020001", "database unreachable: the write may or may not have been recorded"}
 	case errors.Is(err, store.ErrUnavailable):
 		return reply{http.StatusServiceUnavailable, "020001", "database unreachable"}
 	case errors.Is(err, errBusy):
@@ -159,10 +166,21 @@ type msfError struct {
 	DataConsistency string `json:"data_consistency"`
 }
 
-// errorBody is the body of a refusal in the given family's format.
-func errorBody(f family, r reply) any {
+// dataConsistency is the MSF body's data_consistency for err: "rolled back"
+// for every refusal (nothing was changed), except when the database
+// connection broke at or after COMMIT: then the write may have happened.
+func dataConsistency(err error) gen.MSFErrorDataConsistency {
+	if errors.Is(err, store.ErrOutcomeUnknown) {
+		return gen.Unknown
+	}
+	return gen.RolledBack
+}
+
+// errorBody is the body of a refusal in the given family's format; dc is the
+// MSF body's data_consistency.
+func errorBody(f family, r reply, dc gen.MSFErrorDataConsistency) any {
 	if f == familyMSF {
-		return msfError{Code: r.code, Message: r.message, DataConsistency: string(gen.RolledBack)}
+		return msfError{Code: r.code, Message: r.message, DataConsistency: string(dc)}
 	}
 	if r.status == http.StatusInternalServerError {
 		// As the seed's example: the details are in the log, not the body.
@@ -177,6 +195,15 @@ func errorBody(f family, r reply) any {
 // errors are logged here, once, with the request id; clients see only what the
 // contract allows.
 func (s *Server) errorHandler(err error, c echo.Context) {
+	if c.Request().Context().Err() != nil {
+		// The client went away (or the connection was cut at shutdown):
+		// whatever failed then failed because of that, and nobody is there
+		// to answer. Not a server error: the access log says 499.
+		s.log.DebugContext(c.Request().Context(), "client went away",
+			"request_id", requestID(c), "error", err)
+		c.Response().Status = statusClientClosed
+		return
+	}
 	if c.Response().Committed {
 		s.log.ErrorContext(c.Request().Context(), "error after response started",
 			"request_id", requestID(c), "error", err)
@@ -196,7 +223,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	if errors.Is(err, errBusy) {
 		c.Response().Header().Set("Retry-After", busyRetryAfter)
 	}
-	body := errorBody(familyOf(c.Request().URL.Path), r)
+	body := errorBody(familyOf(c.Request().URL.Path), r, dataConsistency(err))
 	if c.Request().Method == http.MethodHead {
 		err = c.NoContent(r.status)
 	} else {

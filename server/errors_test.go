@@ -30,6 +30,7 @@ func TestClassify(t *testing.T) {
 		{"too large", errTooLarge, 413, "010003", "body: larger than 4194304 bytes"},
 		{"not allowed", errForbidden, 403, "990003", "Forbidden"},
 		{"database unreachable", fmt.Errorf("put: %w", store.ErrUnavailable), 503, "020001", "database unreachable"},
+		{"database unreachable at or after COMMIT", dbErr(fmt.Errorf("put: %w", store.ErrOutcomeUnknown)), 503, "020001", "database unreachable: the write may or may not have been recorded"},
 		{"database failure", dbErr(errors.New("Error 1205: lock wait timeout")), 500, "020002", "database failure"},
 		{"unknown operation", dbErr(fmt.Errorf("get operation %q: %w", "x", store.ErrNotFound)), 404, "030001", "operation_id: no such operation"},
 		{"backwards notification", dbErr(fmt.Errorf("put: %w", &store.ConflictError{Field: "status", Reason: "executing would go back from completed"})), 409, "030007", "status: executing would go back from completed"},
@@ -60,10 +61,14 @@ func TestErrorBody(t *testing.T) {
 		{"/v1.0/icc/operations/x", errForbidden, `{"cause":"Forbidden"}`},
 		{"/v1.0/icc/operations", dbErr(errors.New("secret detail")), `{"cause":"Internal Server Error"}`},
 		{"/v1/operations", dbErr(errors.New("secret detail")), `{"error_code":"020002","error_message":"database failure","data_consistency":"rolled back"}`},
+		{"/v1/operations/x", dbErr(store.ErrUnavailable), `{"error_code":"020001","error_message":"database unreachable","data_consistency":"rolled back"}`},
+		// Contract section 4: the connection broke at or after COMMIT.
+		{"/v1/operations/x", dbErr(store.ErrOutcomeUnknown), `{"error_code":"020001","error_message":"database unreachable: the write may or may not have been recorded","data_consistency":"unknown"}`},
+		{"/v1.0/icc/operations/x", dbErr(store.ErrOutcomeUnknown), `{"cause":"database unreachable: the write may or may not have been recorded"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path+" "+tt.err.Error(), func(t *testing.T) {
-			b, _ := json.Marshal(errorBody(familyOf(tt.path), classify(tt.err)))
+			b, _ := json.Marshal(errorBody(familyOf(tt.path), classify(tt.err), dataConsistency(tt.err)))
 			if string(b) != tt.want {
 				t.Fatalf("got %s, want %s", b, tt.want)
 			}
@@ -128,7 +133,9 @@ func TestServer_databaseDown(t *testing.T) {
 		{"A2 database down", store.ErrUnavailable, "GET", "/v1/operations", "", 503, `"020001"`},
 		{"A2 detail database failure", errors.New("disk I/O error"), "GET", "/v1/operations?format=detail-list", "", 500, `"020002"`},
 		{"A3 database failure", errors.New("disk I/O error"), "GET", "/v1/operations/a", "", 500, `"020002"`},
+		{"A1 outcome unknown", store.ErrOutcomeUnknown, "PUT", "/v1/operations/a", put, 503, `"data_consistency":"unknown"`},
 		{"B1 database down", store.ErrUnavailable, "GET", "/v1.0/icc/operations", "", 503, `{"cause":"database unreachable"}`},
+		{"B2 outcome unknown", store.ErrOutcomeUnknown, "PUT", "/v1.0/icc/operations/a", iccPut, 503, `{"cause":"database unreachable: the write may or may not have been recorded"}`},
 		{"B2 database failure", errors.New("disk I/O error"), "PUT", "/v1.0/icc/operations/a", iccPut, 500, `{"cause":"Internal Server Error"}`},
 		{"readyz database down", store.ErrUnavailable, "GET", "/readyz", "", 503, `{"status":"unavailable"}`},
 	}

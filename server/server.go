@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"regexp"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -31,16 +32,23 @@ type Options struct {
 	// DefaultBodyMemory. A request that finds no room within a second is
 	// answered 503 with Retry-After.
 	BodyMemory int64
+	// ReadyTimeout bounds /readyz's database ping; 0 means 1 s. A database
+	// slower than that is not ready.
+	ReadyTimeout time.Duration
 }
+
+const defaultReadyTimeout = time.Second
 
 // Server is the Operations Service's HTTP handler.
 type Server struct {
-	store   Store
-	auth    Authenticator
-	allowed []netip.Prefix
-	log     *slog.Logger
-	bodies  *bodyBudget
-	echo    *echo.Echo
+	store        Store
+	auth         Authenticator
+	allowed      []netip.Prefix
+	log          *slog.Logger
+	readyTimeout time.Duration
+	draining     atomic.Bool
+	bodies       *bodyBudget
+	echo         *echo.Echo
 }
 
 // New wires the middleware and the generated routes:
@@ -50,7 +58,10 @@ func New(o Options) (*Server, error) {
 	if o.Store == nil {
 		return nil, errors.New("server: a Store is required")
 	}
-	s := &Server{store: o.Store, auth: o.Auth, allowed: o.AllowedCIDRs, log: o.Logger}
+	s := &Server{store: o.Store, auth: o.Auth, allowed: o.AllowedCIDRs, log: o.Logger, readyTimeout: o.ReadyTimeout}
+	if s.readyTimeout <= 0 {
+		s.readyTimeout = defaultReadyTimeout
+	}
 	if s.auth == nil {
 		s.auth = noTokens{}
 	}
@@ -103,14 +114,25 @@ func (s *Server) Healthz(context.Context, gen.HealthzRequestObject) (gen.Healthz
 	return gen.Healthz200JSONResponse{Status: gen.Ok}, nil
 }
 
-// Readyz answers 200 when the database is reachable, 503 otherwise.
+// Readyz answers 200 when the database answers within the ready timeout, 503
+// otherwise, and 503 once the server drains.
 func (s *Server) Readyz(ctx context.Context, _ gen.ReadyzRequestObject) (gen.ReadyzResponseObject, error) {
+	if s.draining.Load() {
+		return gen.Readyz503JSONResponse{Status: gen.Unavailable}, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.readyTimeout)
+	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
 		s.log.WarnContext(ctx, "not ready", "error", err)
 		return gen.Readyz503JSONResponse{Status: gen.Unavailable}, nil
 	}
 	return gen.Readyz200JSONResponse{Status: gen.Ok}, nil
 }
+
+// Drain makes /readyz answer 503 from now on, so that load balancers stop
+// sending requests here before the service stops. Every other request is
+// served as before.
+func (s *Server) Drain() { s.draining.Store(true) }
 
 const requestIDHeader = "X-Request-Id"
 
@@ -119,27 +141,38 @@ const requestIDHeader = "X-Request-Id"
 var plainRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
 // accessLog gives every request an id (X-Request-Id) and writes one JSON log
-// line when it ends: method, path, status, duration, bytes, request id and
-// peer. It never logs headers (tokens) or bodies.
+// line when it ends: method, path, status (499 when the client went away
+// first), duration, bytes, request id and peer, and aborted when the
+// connection was cut mid-answer. It never logs headers (tokens) or bodies.
 func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
 		id := requestIDFor(c.Request().Header.Get(requestIDHeader))
 		c.Set(requestIDHeader, id)
 		c.Response().Header().Set(requestIDHeader, id)
+		aborted := true
+		// Deferred, so that a request cut short by a panic (an aborted
+		// stream) still has its line.
+		defer func() {
+			r := c.Request()
+			attrs := []any{
+				"method", r.Method,
+				"path", r.URL.Path,
+				"status", c.Response().Status,
+				"bytes", c.Response().Size,
+				"duration_ms", float64(time.Since(start).Microseconds()) / 1000,
+				"request_id", id,
+				"peer", r.RemoteAddr,
+			}
+			if aborted {
+				attrs = append(attrs, "aborted", true)
+			}
+			s.log.InfoContext(r.Context(), "request", attrs...)
+		}()
 		if err := next(c); err != nil {
 			c.Error(err)
 		}
-		r := c.Request()
-		s.log.InfoContext(r.Context(), "request",
-			"method", r.Method,
-			"path", r.URL.Path,
-			"status", c.Response().Status,
-			"bytes", c.Response().Size,
-			"duration_ms", float64(time.Since(start).Microseconds())/1000,
-			"request_id", id,
-			"peer", r.RemoteAddr,
-		)
+		aborted = false
 		return nil
 	}
 }

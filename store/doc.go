@@ -3,7 +3,8 @@
 // or an embedded pure-Go SQLite file, through GORM.
 //
 // It speaks in its own record types (Operation, ICCOperation) and sentinel errors
-// (ErrNotFound, ErrConflict, ErrUnavailable), so it can be used from a test or a
-// one-off tool without HTTP. It must not import any other package of this module,
-// nor echo or the generated API code; callers depend on it, never the reverse.
+// (ErrNotFound, ErrConflict, ErrUnavailable, ErrOutcomeUnknown), so it can be used
+// from a test or a one-off tool without HTTP. It must not import any other package
+// of this module, nor echo or the generated API code; callers depend on it, never
+// the reverse.
 package store

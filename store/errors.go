@@ -1,6 +1,9 @@
 package store
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Callers tell failures apart with errors.Is. Store methods wrap these sentinels
 // with the operation and id concerned; any other error they return is a database
@@ -15,8 +18,15 @@ var (
 	ErrConflict = errors.New("conflict")
 
 	// ErrUnavailable means the database could not be reached: the connection was
-	// refused or broken, the server is down, or the store is closed.
+	// refused or broken, the server is down or did not answer within
+	// Options.Timeout, or the store is closed. A write that fails with it was
+	// rolled back, unless the error is also ErrOutcomeUnknown.
 	ErrUnavailable = errors.New("database unavailable")
+
+	// ErrOutcomeUnknown means the connection broke, or the database stopped
+	// answering, at or after COMMIT: the write may or may not have been
+	// committed. It matches ErrUnavailable too.
+	ErrOutcomeUnknown = fmt.Errorf("%w at or after COMMIT: the write may have been committed", ErrUnavailable)
 )
 
 // ConflictError is a write refused because it would move a record backwards

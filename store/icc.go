@@ -263,8 +263,15 @@ func (c *iccCursor) before(d *iccCursor) bool {
 }
 
 // iccBatch reads, whole, the next batch of matches after cur.
-func (s *Store) iccBatch(ctx context.Context, f ICCFilter, cur *iccCursor) ([]listedICC, error) {
-	db := s.db.WithContext(ctx)
+func (s *Store) iccBatch(ctx context.Context, f ICCFilter, cur *iccCursor) (rows []listedICC, err error) {
+	err = s.query(ctx, func(db *gorm.DB) error {
+		rows, err = s.iccQuery(db, f, cur)
+		return err
+	})
+	return rows, err
+}
+
+func (s *Store) iccQuery(db *gorm.DB, f ICCFilter, cur *iccCursor) ([]listedICC, error) {
 	// by is the table whose reception_datetime and seq order the list.
 	cols, by := iccListColumns, "o"
 	q := whereICCFilter(db.Table("icc_operations AS o"), "o", f)

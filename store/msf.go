@@ -132,23 +132,30 @@ func (s *Store) PutOperation(ctx context.Context, op Operation) error {
 	}
 	row.CreatedAt = utcSecond(s.now())
 	row.UpdatedAt = row.CreatedAt
-	db := s.db.WithContext(ctx)
-	err = s.withRetry(ctx, func() error {
-		res := db.Model(&operationRow{}).
+	err = s.withRetry(ctx, func(ctx context.Context) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		// A write, once sent, is not abandoned when ctx ends: that would
+		// leave its outcome unknown for no reason. The driver's read and
+		// write timeouts (Options.Timeout) bound it instead, and a
+		// connection lost meanwhile is ErrOutcomeUnknown (writeOutcome).
+		wdb := s.db.WithContext(context.WithoutCancel(ctx))
+		res := wdb.Model(&operationRow{}).
 			Where("id = ?", row.ID).
 			Where(transitionAllowed, row.LastUpdateTime, rank, row.Status).
 			Select("*").Omit("id", "created_at").
 			Updates(&row)
 		if res.Error != nil || res.RowsAffected == 1 {
-			return res.Error
+			return s.writeOutcome(res.Error)
 		}
 		// Not updated: the id is new, or the notification goes backwards.
-		err := db.Create(&row).Error
+		err := wdb.Create(&row).Error
 		if !errors.Is(err, gorm.ErrDuplicatedKey) {
-			return err
+			return s.writeOutcome(err)
 		}
 		var old operationRow
-		if err := db.Select("status", "last_update_time").Where("id = ?", row.ID).Take(&old).Error; err != nil {
+		if err := s.db.WithContext(ctx).Select("status", "last_update_time").Where("id = ?", row.ID).Take(&old).Error; err != nil {
 			if errors.Is(err, gorm.ErrRecordNotFound) {
 				return errRace // removed since: try again
 			}
@@ -165,12 +172,22 @@ func (s *Store) PutOperation(ctx context.Context, op Operation) error {
 	return nil
 }
 
+// writeOutcome is the error of a statement that commits on its own: when its
+// connection broke after it may have reached the server, the write may have
+// happened (ErrOutcomeUnknown).
+func (s *Store) writeOutcome(err error) error {
+	if err != nil && s.brokenAtWrite(err) {
+		return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+	}
+	return err
+}
+
 // GetOperation returns the stored operation with every body. It returns
 // ErrNotFound when no operation has id, and ErrUnavailable when the database
 // cannot be reached.
 func (s *Store) GetOperation(ctx context.Context, id string) (Operation, error) {
 	var row operationRow
-	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&row).Error
+	err := s.query(ctx, func(db *gorm.DB) error { return db.Where("id = ?", id).Take(&row).Error })
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		err = ErrNotFound
 	}
@@ -208,10 +225,12 @@ func (s *Store) ListOperationIDs(ctx context.Context, fn func(id string) error) 
 		var rows []operationRow
 		// Find reads the whole batch and closes the rows before fn runs,
 		// so no connection is held while a slow client reads.
-		err := cur.where(s.db.WithContext(ctx).Select("id", "occurred_time")).
-			Order("occurred_time, id").
-			Limit(s.batchSize).
-			Find(&rows).Error
+		err := s.query(ctx, func(db *gorm.DB) error {
+			return cur.where(db.Select("id", "occurred_time")).
+				Order("occurred_time, id").
+				Limit(s.batchSize).
+				Find(&rows).Error
+		})
 		if err != nil {
 			return fmt.Errorf("list operation ids: %w", s.translate(err))
 		}
@@ -246,10 +265,12 @@ func (s *Store) ListOperations(ctx context.Context, fn func(Operation) error) er
 	var cur *operationCursor
 	for {
 		var rows []operationRow
-		err := cur.where(s.db.WithContext(ctx).Select(operationListColumns)).
-			Order("occurred_time, id").
-			Limit(s.batchSize).
-			Find(&rows).Error
+		err := s.query(ctx, func(db *gorm.DB) error {
+			return cur.where(db.Select(operationListColumns)).
+				Order("occurred_time, id").
+				Limit(s.batchSize).
+				Find(&rows).Error
+		})
 		if err != nil {
 			return fmt.Errorf("list operations: %w", s.translate(err))
 		}

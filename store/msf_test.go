@@ -683,7 +683,8 @@ func BenchmarkStore_PutOperation(b *testing.B) {
 // A 4 MiB notification can hold tens of thousands of small clusters.
 func TestStore_PutOperationManyClusters(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
-		s := mustOpen(t, b, Options{})
+		// Slow under the race detector, on SQLite in particular.
+		s := mustOpen(t, b, Options{Timeout: time.Minute})
 		n := 7500
 		op := withClusters(newOperation("many"), "c", n)
 		mustPutOperation(t, s, op)

@@ -34,9 +34,19 @@ type Options struct {
 	// BatchSize is the number of rows per keyset batch in the List methods;
 	// 0 means 1000.
 	BatchSize int
+	// Timeout bounds each call's database work: a write's whole transaction,
+	// a read, each batch of a list, a ping. Past it the call fails with
+	// ErrUnavailable. On MySQL it is also the driver's dial, read and write
+	// timeout (unless the URL sets timeout, readTimeout or writeTimeout), which
+	// is what bounds a COMMIT: so a call whose database stops answering during
+	// its COMMIT may take up to twice Timeout. 0 means 5 s.
+	Timeout time.Duration
 }
 
-const defaultBatchSize = 1000
+const (
+	defaultBatchSize = 1000
+	defaultTimeout   = 5 * time.Second
+)
 
 // dialect is the SQL flavour behind a Store.
 type dialect int
@@ -61,7 +71,12 @@ type Store struct {
 	log       *slog.Logger
 	now       func() time.Time
 	batchSize int
+	timeout   time.Duration
 	closed    atomic.Bool
+
+	// ddl, when set, is a pool of its own for the schema migration, without
+	// the per-call timeout (see openMySQL); Open closes it when done.
+	ddl *gorm.DB
 }
 
 // Open connects to the database named by dsn and creates or upgrades its schema
@@ -69,7 +84,8 @@ type Store struct {
 // missing; "sqlite::memory:" for a private in-memory database) or
 // "mysql://USER:PASS@HOST:PORT/DB", whose query parameters are passed to the
 // go-sql-driver/mysql driver. Open returns ErrUnavailable when the database
-// cannot be reached.
+// cannot be reached. The schema migration is bounded by ctx only: on a large
+// table it may take long.
 func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	return open(ctx, dsn, opts, migrations)
 }
@@ -81,6 +97,7 @@ func open(ctx context.Context, dsn string, opts Options, steps []migration) (*St
 		log:       opts.Logger,
 		now:       opts.Now,
 		batchSize: opts.BatchSize,
+		timeout:   opts.Timeout,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -90,6 +107,9 @@ func open(ctx context.Context, dsn string, opts Options, steps []migration) (*St
 	}
 	if s.batchSize <= 0 {
 		s.batchSize = defaultBatchSize
+	}
+	if s.timeout <= 0 {
+		s.timeout = defaultTimeout
 	}
 
 	cfg := &gorm.Config{
@@ -121,11 +141,22 @@ func open(ctx context.Context, dsn string, opts Options, steps []migration) (*St
 	if err != nil {
 		return nil, fmt.Errorf("open %s store: %w", s.dialect, s.translate(err))
 	}
-	if err := migrate(ctx, s.db, s.dialect, steps, s.now, s.log); err != nil {
+	ddl := s.db
+	if s.ddl != nil {
+		ddl = s.ddl
+		defer closeGORM(s.ddl)
+	}
+	if err := migrate(ctx, ddl, s.dialect, steps, s.now, s.log); err != nil {
 		s.sqlDB.Close()
 		return nil, fmt.Errorf("open %s store: %w", s.dialect, s.translate(err))
 	}
 	return s, nil
+}
+
+func closeGORM(db *gorm.DB) {
+	if sqlDB, err := db.DB(); err == nil {
+		sqlDB.Close()
+	}
 }
 
 func (s *Store) openSQLite(ctx context.Context, path string, cfg *gorm.Config) error {
@@ -191,10 +222,13 @@ func enableWAL(ctx context.Context, sqlDB *sql.DB) error {
 }
 
 func (s *Store) openMySQL(ctx context.Context, dsn string, cfg *gorm.Config) error {
-	mcfg, err := mysqlConfig(dsn)
+	mcfg, err := mysqlConfig(dsn, s.timeout)
 	if err != nil {
 		return err
 	}
+	// The driver's errors come back to us as errors, which the caller logs;
+	// its own logger would print them a second time, on stderr.
+	mcfg.Logger = driverLogger{s.log}
 	connector, err := mysql.NewConnector(mcfg)
 	if err != nil {
 		return err
@@ -219,7 +253,35 @@ func (s *Store) openMySQL(ctx context.Context, dsn string, cfg *gorm.Config) err
 	// authentication, session setup), which cost more than the write.
 	sqlDB.SetMaxIdleConns(20)
 
-	return s.openGORM(ctx, sqlDB, gormmysql.New(gormmysql.Config{Conn: sqlDB}), cfg)
+	if err := s.openGORM(ctx, sqlDB, gormmysql.New(gormmysql.Config{Conn: sqlDB}), cfg); err != nil {
+		return err
+	}
+
+	// The migration waits up to 60 s for another instance's lock, and a
+	// schema change on a large table may take minutes: it gets a pool of its
+	// own without the read and write timeouts, bounded by Open's ctx alone.
+	ddlCfg := mcfg.Clone()
+	ddlCfg.ReadTimeout, ddlCfg.WriteTimeout = 0, 0
+	ddlConnector, err := mysql.NewConnector(ddlCfg)
+	if err != nil {
+		sqlDB.Close()
+		return err
+	}
+	ddlDB := sql.OpenDB(ddlConnector)
+	if s.ddl, err = gorm.Open(gormmysql.New(gormmysql.Config{Conn: ddlDB, SkipInitializeWithVersion: true}), cfg); err != nil {
+		ddlDB.Close()
+		sqlDB.Close()
+		return err
+	}
+	return nil
+}
+
+// driverLogger sends what the MySQL driver would print to the store's
+// logger, at debug level.
+type driverLogger struct{ log *slog.Logger }
+
+func (l driverLogger) Print(v ...any) {
+	l.log.Debug("store: mysql driver", "message", fmt.Sprint(v...))
 }
 
 // openGORM checks that sqlDB answers, within ctx, and puts GORM on top of it.
@@ -242,7 +304,8 @@ func (s *Store) openGORM(ctx context.Context, sqlDB *sql.DB, d gorm.Dialector, c
 // mysqlConfig turns "mysql://USER:PASS@HOST:PORT/DB?params" into a driver
 // configuration. The query parameters are the driver's own; parseTime, loc and
 // charset are forced because the row types and the schema depend on them.
-func mysqlConfig(dsn string) (*mysql.Config, error) {
+// timeout is the dial, read and write timeout unless the URL sets them.
+func mysqlConfig(dsn string, timeout time.Duration) (*mysql.Config, error) {
 	u, err := url.Parse(dsn)
 	if err != nil {
 		// url errors quote the whole input, password included.
@@ -260,10 +323,14 @@ func mysqlConfig(dsn string) (*mysql.Config, error) {
 	q.Set("parseTime", "true")
 	q.Set("loc", "UTC")
 	q.Set("charset", "utf8mb4")
-	if !q.Has("timeout") {
-		// Without a dial timeout an unreachable host blocks for the OS
-		// default (minutes) when the caller's ctx has no deadline.
-		q.Set("timeout", "10s")
+	// Without a dial timeout an unreachable host blocks for the OS default
+	// (minutes) when the caller's ctx has no deadline. Without a read
+	// timeout a COMMIT, which the driver sends without a context, waits
+	// forever on a server that stopped answering (SIGSTOP, a dead host).
+	for _, p := range []string{"timeout", "readTimeout", "writeTimeout"} {
+		if !q.Has(p) {
+			q.Set(p, timeout.String())
+		}
 	}
 	if !q.Has("interpolateParams") {
 		// Placeholders filled in by the driver: one round trip per
@@ -294,15 +361,39 @@ func (s *Store) Close() error {
 }
 
 // Ping checks that the database answers. It returns ErrUnavailable when it
-// does not, or when the store is closed.
+// does not, within ctx and Options.Timeout, or when the store is closed.
 func (s *Store) Ping(ctx context.Context) error {
 	if s.closed.Load() {
 		return fmt.Errorf("ping: %w", ErrUnavailable)
 	}
-	if err := s.sqlDB.PingContext(ctx); err != nil {
+	err := s.bounded(ctx, s.sqlDB.PingContext)
+	if err != nil {
 		return fmt.Errorf("ping: %w", s.translate(err))
 	}
 	return nil
+}
+
+// errTimeout is the cause of a call cut short by Options.Timeout.
+var errTimeout = errors.New("no answer in time")
+
+// bounded runs fn with ctx limited to Options.Timeout. When that limit, not
+// the caller's ctx, ended the call, the error is ErrUnavailable: a database
+// that does not answer in time is as good as unreachable. An ErrOutcomeUnknown
+// from fn is kept as it is.
+func (s *Store) bounded(ctx context.Context, fn func(ctx context.Context) error) error {
+	bctx, cancel := context.WithTimeoutCause(ctx, s.timeout, errTimeout)
+	defer cancel()
+	err := fn(bctx)
+	if err != nil && ctx.Err() == nil && context.Cause(bctx) == errTimeout && !errors.Is(err, ErrOutcomeUnknown) {
+		return fmt.Errorf("%w: %w within %s: %w", ErrUnavailable, errTimeout, s.timeout, err)
+	}
+	return err
+}
+
+// query runs fn, one read outside a transaction, on the database bounded by
+// Options.Timeout.
+func (s *Store) query(ctx context.Context, fn func(db *gorm.DB) error) error {
+	return s.bounded(ctx, func(ctx context.Context) error { return fn(s.db.WithContext(ctx)) })
 }
 
 // translate turns a driver error into ErrUnavailable when it means the
@@ -314,6 +405,10 @@ func (s *Store) translate(err error) error {
 		return nil
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrConflict), errors.Is(err, ErrUnavailable):
 		return err
+	case errors.As(err, new(*net.OpError)):
+		// A dial, read or write failed. Checked first: a network timeout
+		// matches context.DeadlineExceeded too.
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		// Checked before net.Error, which context.DeadlineExceeded satisfies.
 		return err
@@ -364,9 +459,14 @@ const maxTxAttempts = 10
 
 // withRetry runs fn, and runs it again when it lost a race to another writer
 // (see retryable); fn must therefore reset anything it reports to the caller.
-func (s *Store) withRetry(ctx context.Context, fn func() error) error {
+// The whole, retries included, is bounded by Options.Timeout.
+func (s *Store) withRetry(ctx context.Context, fn func(ctx context.Context) error) error {
+	return s.bounded(ctx, func(ctx context.Context) error { return s.retry(ctx, fn) })
+}
+
+func (s *Store) retry(ctx context.Context, fn func(ctx context.Context) error) error {
 	for attempt := 1; ; attempt++ {
-		err := fn()
+		err := fn(ctx)
 		if err == nil || attempt == maxTxAttempts || !retryable(err) {
 			return err
 		}
@@ -382,10 +482,49 @@ func (s *Store) withRetry(ctx context.Context, fn func() error) error {
 	}
 }
 
-// inTx runs fn in one write transaction, retried as withRetry does. Any
-// error rolls the transaction back.
+// inTx runs fn in one write transaction, retried and bounded as withRetry
+// does. Any error rolls the transaction back, except a broken connection at
+// COMMIT, which is ErrOutcomeUnknown.
 func (s *Store) inTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
-	return s.withRetry(ctx, func() error { return s.db.WithContext(ctx).Transaction(fn) })
+	return s.withRetry(ctx, func(ctx context.Context) error {
+		committing := false
+		err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			if err := fn(tx); err != nil {
+				return err
+			}
+			// Transaction commits next: an error from here on came from COMMIT.
+			committing = true
+			return nil
+		})
+		if err != nil && committing && s.brokenAtWrite(err) {
+			return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+		}
+		return err
+	})
+}
+
+// brokenAtWrite reports whether a failed COMMIT, or a failed statement that
+// commits on its own, leaves the outcome unknown: the connection broke or the
+// server stopped answering (the driver's read timeout) after the statement
+// may have reached it. A statement that database/sql never sent because ctx
+// had ended returns ctx's error, and one whose connection could not even be
+// made (a dial error, or driver.ErrBadConn) never reached the server. SQLite has no connection to lose; a write it
+// refuses is rolled back.
+func (s *Store) brokenAtWrite(err error) bool {
+	if s.dialect != dialectMySQL || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var opErr *net.OpError
+	var connErr *connectError
+	if errors.As(err, &connErr) || (errors.As(err, &opErr) && opErr.Op == "dial") {
+		return false
+	}
+	if errors.Is(err, driver.ErrBadConn) {
+		// database/sql's word for a statement the driver knows it never
+		// sent (it tried other connections, then gave up).
+		return false
+	}
+	return unreachable(err)
 }
 
 // retryable reports whether err means the transaction lost a race and may
@@ -441,7 +580,7 @@ type sessionConnector struct {
 func (c sessionConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	conn, err := c.Connector.Connect(ctx)
 	if err != nil {
-		return nil, err
+		return nil, &connectError{err}
 	}
 	execer, ok := conn.(driver.ExecerContext)
 	if !ok {
@@ -450,7 +589,14 @@ func (c sessionConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	}
 	if _, err := execer.ExecContext(ctx, c.init, nil); err != nil {
 		conn.Close()
-		return nil, err
+		return nil, &connectError{err}
 	}
 	return conn, nil
 }
+
+// connectError is a failure to open a connection: whatever the statement
+// that needed it, it was never sent.
+type connectError struct{ err error }
+
+func (e *connectError) Error() string { return "connect: " + e.err.Error() }
+func (e *connectError) Unwrap() error { return e.err }

@@ -76,7 +76,7 @@ func newSQLiteDSN(tb testing.TB) string {
 // mysqlAdmin is one connection pool, shared by all tests, that creates and
 // drops their databases.
 var mysqlAdmin = sync.OnceValues(func() (*sql.DB, error) {
-	cfg, err := mysqlConfig(os.Getenv("TEST_MYSQL_DSN"))
+	cfg, err := mysqlConfig(os.Getenv("TEST_MYSQL_DSN"), 10*time.Second)
 	if err != nil {
 		return nil, err
 	}

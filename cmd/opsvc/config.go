@@ -10,13 +10,22 @@ import (
 
 // Config is the whole configuration, read from the environment once, at start.
 type Config struct {
-	ListenAddr      string         // LISTEN_ADDR
-	DatabaseURL     string         // DATABASE_URL: sqlite:PATH or mysql://USER:PASS@HOST:PORT/DB
-	AuthTokensFile  string         // AUTH_TOKENS_FILE: static tokens; empty: none
-	AllowedCIDRs    []netip.Prefix // MSF_ALLOWED_CIDRS
-	ShutdownTimeout time.Duration  // SHUTDOWN_TIMEOUT: how long in-flight requests may take after SIGTERM
-	LogLevel        string         // LOG_LEVEL: debug, info, warn, error
-	PprofAddr       string         // PPROF_ADDR: where net/http/pprof listens; empty: nowhere
+	ListenAddr     string         // LISTEN_ADDR
+	DatabaseURL    string         // DATABASE_URL: sqlite:PATH or mysql://USER:PASS@HOST:PORT/DB
+	AuthTokensFile string         // AUTH_TOKENS_FILE: static tokens; empty: none
+	AllowedCIDRs   []netip.Prefix // MSF_ALLOWED_CIDRS
+	LogLevel       string         // LOG_LEVEL: debug, info, warn, error
+	PprofAddr      string         // PPROF_ADDR: where net/http/pprof listens; empty: nowhere
+
+	DatabaseTimeout      time.Duration // DATABASE_TIMEOUT: bounds each call to the database
+	DatabaseStartTimeout time.Duration // DATABASE_START_TIMEOUT: how long start-up keeps trying to reach it; 0: not at all
+	ReadyTimeout         time.Duration // READY_TIMEOUT: bounds /readyz's database ping
+
+	ShutdownDrainDelay time.Duration // SHUTDOWN_DRAIN_DELAY: after SIGTERM, how long /readyz says 503 before the listener closes
+	ShutdownTimeout    time.Duration // SHUTDOWN_TIMEOUT: then, how long in-flight requests may take
+
+	MaxConnections int           // MAX_CONNECTIONS: open client connections at most; 0: from the open-file limit
+	IdleTimeout    time.Duration // IDLE_TIMEOUT: how long a keep-alive connection may wait for its next request
 
 	Keystone KeystoneConfig
 }
@@ -39,12 +48,18 @@ type KeystoneConfig struct {
 // bad value stops start-up with an error naming the variable.
 func loadConfig(getenv func(string) string) (Config, error) {
 	c := Config{
-		ListenAddr:      or(getenv("LISTEN_ADDR"), ":8080"),
-		DatabaseURL:     or(getenv("DATABASE_URL"), "sqlite:operations.db"),
-		AuthTokensFile:  getenv("AUTH_TOKENS_FILE"),
-		LogLevel:        or(getenv("LOG_LEVEL"), "info"),
-		PprofAddr:       getenv("PPROF_ADDR"),
-		ShutdownTimeout: 30 * time.Second,
+		ListenAddr:     or(getenv("LISTEN_ADDR"), ":8080"),
+		DatabaseURL:    or(getenv("DATABASE_URL"), "sqlite:operations.db"),
+		AuthTokensFile: getenv("AUTH_TOKENS_FILE"),
+		LogLevel:       or(getenv("LOG_LEVEL"), "info"),
+		PprofAddr:      getenv("PPROF_ADDR"),
+
+		DatabaseTimeout:      5 * time.Second,
+		DatabaseStartTimeout: 2 * time.Minute,
+		ReadyTimeout:         time.Second,
+		ShutdownTimeout:      30 * time.Second,
+		IdleTimeout:          2 * time.Minute,
+
 		Keystone: KeystoneConfig{
 			URL:         getenv("KEYSTONE_URL"),
 			Username:    getenv("KEYSTONE_USERNAME"),
@@ -70,26 +85,37 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		return Config{}, fmt.Errorf("LOG_LEVEL: want debug, info, warn or error, not %q", c.LogLevel)
 	}
 	durations := []struct {
-		name string
-		dst  *time.Duration
+		name   string
+		dst    *time.Duration
+		zeroOK bool
 	}{
-		{"SHUTDOWN_TIMEOUT", &c.ShutdownTimeout},
-		{"KEYSTONE_CACHE_TTL", &c.Keystone.CacheTTL},
-		{"KEYSTONE_NEGATIVE_TTL", &c.Keystone.NegativeTTL},
-		{"KEYSTONE_TIMEOUT", &c.Keystone.Timeout},
+		{"DATABASE_TIMEOUT", &c.DatabaseTimeout, false},
+		{"DATABASE_START_TIMEOUT", &c.DatabaseStartTimeout, true},
+		{"READY_TIMEOUT", &c.ReadyTimeout, false},
+		{"SHUTDOWN_DRAIN_DELAY", &c.ShutdownDrainDelay, true},
+		{"SHUTDOWN_TIMEOUT", &c.ShutdownTimeout, true},
+		{"IDLE_TIMEOUT", &c.IdleTimeout, false},
+		{"KEYSTONE_CACHE_TTL", &c.Keystone.CacheTTL, true},
+		{"KEYSTONE_NEGATIVE_TTL", &c.Keystone.NegativeTTL, true},
+		{"KEYSTONE_TIMEOUT", &c.Keystone.Timeout, true},
 	}
 	for _, d := range durations {
 		v := getenv(d.name)
 		if v == "" {
 			continue
 		}
-		if *d.dst, err = time.ParseDuration(v); err != nil || *d.dst < 0 {
+		if *d.dst, err = time.ParseDuration(v); err != nil || *d.dst < 0 || (*d.dst == 0 && !d.zeroOK) {
 			return Config{}, fmt.Errorf("%s: want a duration such as 30s, not %q", d.name, v)
 		}
 	}
 	if v := getenv("KEYSTONE_CACHE_SIZE"); v != "" {
 		if c.Keystone.CacheSize, err = strconv.Atoi(v); err != nil || c.Keystone.CacheSize < 1 {
 			return Config{}, fmt.Errorf("KEYSTONE_CACHE_SIZE: want a positive number, not %q", v)
+		}
+	}
+	if v := getenv("MAX_CONNECTIONS"); v != "" {
+		if c.MaxConnections, err = strconv.Atoi(v); err != nil || c.MaxConnections < 1 {
+			return Config{}, fmt.Errorf("MAX_CONNECTIONS: want a positive number, not %q", v)
 		}
 	}
 	if k := c.Keystone; k.URL != "" && (k.Username == "" || k.Password == "" || k.Project == "") {

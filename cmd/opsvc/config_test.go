@@ -26,6 +26,21 @@ func TestLoadConfig(t *testing.T) {
 			!reflect.DeepEqual(c.AllowedCIDRs, want) || c.Keystone.CacheTTL != 60*time.Second {
 			t.Fatalf("got %+v", c)
 		}
+		if c.DatabaseTimeout != 5*time.Second || c.DatabaseStartTimeout != 2*time.Minute || c.ReadyTimeout != time.Second ||
+			c.ShutdownDrainDelay != 0 || c.ShutdownTimeout != 30*time.Second || c.MaxConnections != 0 || c.IdleTimeout != 2*time.Minute {
+			t.Fatalf("reliability defaults: got %+v", c)
+		}
+	})
+	t.Run("reliability settings are read", func(t *testing.T) {
+		c, err := loadConfig(env("DATABASE_TIMEOUT", "2s", "DATABASE_START_TIMEOUT", "0", "READY_TIMEOUT", "500ms",
+			"SHUTDOWN_DRAIN_DELAY", "5s", "MAX_CONNECTIONS", "100", "IDLE_TIMEOUT", "30s"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.DatabaseTimeout != 2*time.Second || c.DatabaseStartTimeout != 0 || c.ReadyTimeout != 500*time.Millisecond ||
+			c.ShutdownDrainDelay != 5*time.Second || c.MaxConnections != 100 || c.IdleTimeout != 30*time.Second {
+			t.Fatalf("got %+v", c)
+		}
 	})
 	t.Run("values are read", func(t *testing.T) {
 		c, err := loadConfig(env("LISTEN_ADDR", "127.0.0.1:9000", "DATABASE_URL", "mysql://u:p@h:3306/d",
@@ -50,6 +65,9 @@ func TestLoadConfig(t *testing.T) {
 		{"bad database URL", env("DATABASE_URL", "postgres://x"), "DATABASE_URL"},
 		{"bad duration", env("SHUTDOWN_TIMEOUT", "soon"), "SHUTDOWN_TIMEOUT"},
 		{"bad cache size", env("KEYSTONE_CACHE_SIZE", "0"), "KEYSTONE_CACHE_SIZE"},
+		{"zero database timeout", env("DATABASE_TIMEOUT", "0s"), "DATABASE_TIMEOUT"},
+		{"negative drain delay", env("SHUTDOWN_DRAIN_DELAY", "-1s"), "SHUTDOWN_DRAIN_DELAY"},
+		{"bad connection limit", env("MAX_CONNECTIONS", "none"), "MAX_CONNECTIONS"},
 		{"keystone without credentials", env("KEYSTONE_URL", "http://k:5000/v3"), "KEYSTONE_USERNAME"},
 		{"both token modes", env("KEYSTONE_URL", "http://k/v3", "KEYSTONE_USERNAME", "u", "KEYSTONE_PASSWORD", "p",
 			"KEYSTONE_PROJECT", "s", "AUTH_TOKENS_FILE", "t.json"), "AUTH_TOKENS_FILE"},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,10 +19,22 @@ import (
 
 var _ server.Store = (*store.Store)(nil)
 
+// Connection limits: MAX_CONNECTIONS defaults to defaultMaxConnections, or
+// fewer when the open-file limit is low; fdReserve descriptors are left for the
+// database pool, files and outgoing calls.
+const (
+	defaultMaxConnections = 10000
+	fdReserve             = 128
+)
+
 // run starts the service and blocks until ctx is cancelled (SIGTERM), then
-// stops accepting connections, lets in-flight requests finish, and closes the
-// database. It logs JSON to stdout; the "listening" line carries the address.
+// drains, stops accepting connections, lets in-flight requests finish, and
+// closes the database. It logs JSON to stdout; the "listening" line carries
+// the address. When the database cannot be reached at start it serves anyway
+// (503 until the database answers) and keeps trying for
+// DATABASE_START_TIMEOUT.
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	started := time.Now()
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return err
@@ -30,37 +43,72 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: level}))
 
+	maxConns, err := maxConnections(cfg.MaxConnections)
+	if err != nil {
+		return err
+	}
 	auth, mode, err := newAuthenticator(cfg, log)
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, cfg.DatabaseURL, store.Options{Logger: log})
-	if err != nil {
+	db := &lateStore{}
+	closeStore := sync.OnceValue(db.close)
+	defer closeStore()
+	storeOpts := store.Options{Logger: log, Timeout: cfg.DatabaseTimeout}
+	st, err := store.Open(ctx, cfg.DatabaseURL, storeOpts)
+	// After a failed first attempt, opened reports the end of the next
+	// ones: nil once open. They end before the store is closed.
+	opened := make(chan error, 1)
+	opening := false
+	openCtx, stopOpening := context.WithCancel(ctx)
+	defer func() {
+		stopOpening()
+		if opening {
+			<-opened
+		}
+	}()
+	switch {
+	case err == nil:
+		db.set(st)
+	case errors.Is(err, store.ErrUnavailable) && cfg.DatabaseStartTimeout > 0:
+		opening = true
+		log.Warn("database unreachable: serving 503 until it answers",
+			"start_timeout", cfg.DatabaseStartTimeout.String(), "error", err)
+		go func(err error) {
+			st, err := keepOpening(openCtx, cfg.DatabaseURL, storeOpts, started.Add(cfg.DatabaseStartTimeout), err, log)
+			if err == nil {
+				db.set(st)
+				log.Info("database ready", "after", time.Since(started).Round(time.Millisecond).String())
+			}
+			opened <- err
+		}(err)
+	default:
 		return fmt.Errorf("open database: %w", err)
 	}
-	closeStore := sync.OnceValue(st.Close)
-	defer closeStore()
 
 	srv, err := server.New(server.Options{
-		Store:        st,
+		Store:        db,
 		Auth:         auth,
 		AllowedCIDRs: cfg.AllowedCIDRs,
 		Logger:       log,
+		ReadyTimeout: cfg.ReadyTimeout,
 	})
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	tcp, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
 		return fmt.Errorf("LISTEN_ADDR: %w", err)
 	}
+	ln := newConnLimiter(tcp, maxConns, log)
 	hs := &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: 10 * time.Second,
 		// A whole request, 4 MiB body included, within a minute: a client
 		// trickling its body can't hold a connection (and a shutdown) forever.
 		ReadTimeout: time.Minute,
-		IdleTimeout: 2 * time.Minute,
+		IdleTimeout: cfg.IdleTimeout,
+		ConnState:   ln.track,
 		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
@@ -72,20 +120,48 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		}
 		defer stopPprof()
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "database", databaseKind(cfg.DatabaseURL), "auth", mode)
+	log.Info("listening", "addr", ln.Addr().String(), "database", databaseKind(cfg.DatabaseURL), "auth", mode,
+		"max_connections", maxConns)
 
 	select {
 	case err := <-serveErr:
 		return fmt.Errorf("serve: %w", err)
+	case err := <-opened:
+		opening = false
+		if err != nil {
+			hs.Close()
+			return fmt.Errorf("open database: unreachable for DATABASE_START_TIMEOUT (%s): %w", cfg.DatabaseStartTimeout, err)
+		}
+		select {
+		case err := <-serveErr:
+			return fmt.Errorf("serve: %w", err)
+		case <-ctx.Done():
+		}
 	case <-ctx.Done():
 	}
+
+	// /readyz says 503 first, so that load balancers stop sending requests
+	// here while they are still served.
+	srv.Drain()
+	log.Info("shutting down", "drain_delay", cfg.ShutdownDrainDelay.String(), "timeout", cfg.ShutdownTimeout.String())
+	time.Sleep(cfg.ShutdownDrainDelay)
 	// Shutdown closes the listener at once, so new connections are refused,
 	// then waits for in-flight requests up to SHUTDOWN_TIMEOUT.
-	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+		// What is still open after SHUTDOWN_TIMEOUT is cut: a client too slow
+		// to send its request, or a request still running. Its client gets no
+		// answer, so nothing it sent was acknowledged.
+		counts, peers := ln.open()
+		log.Warn("shutdown timeout: closing the connections still open",
+			"error", err.Error(), "connections", counts, "peers", peers)
+		hs.Close()
+	}
+	stopOpening()
+	if opening {
+		<-opened
+		opening = false
 	}
 	if err := closeStore(); err != nil {
 		return fmt.Errorf("close database: %w", err)
@@ -111,6 +187,24 @@ func servePprof(addr string, log *slog.Logger) (stop func(), err error) {
 	go func() { _ = hs.Serve(ln) }()
 	log.Info("pprof listening", "addr", ln.Addr().String())
 	return func() { hs.Close() }, nil
+}
+
+// maxConnections is MAX_CONNECTIONS, or its default, checked against the
+// open-file limit.
+func maxConnections(n int) (int, error) {
+	limit, known := openFileLimit()
+	if n == 0 {
+		n = defaultMaxConnections
+		if known {
+			n = max(min(n, limit-fdReserve), 1)
+		}
+		return n, nil
+	}
+	if known && n > limit-fdReserve {
+		return 0, fmt.Errorf("MAX_CONNECTIONS: %d needs more than the open-file limit (%d) allows; at most %d, or raise the limit (ulimit -n)",
+			n, limit, limit-fdReserve)
+	}
+	return n, nil
 }
 
 func databaseKind(url string) string {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -19,7 +20,24 @@ import (
 	"example.com/opsvc/internal/spectest"
 )
 
+// TestMain removes the binary that buildOnce built, when every test is done
+// with it.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.Load() {
+		if bin, err := buildOnce(); err == nil {
+			os.RemoveAll(filepath.Dir(bin))
+		}
+	}
+	os.Exit(code)
+}
+
+// built says whether buildOnce ran: TestMain must not build just to remove.
+var built atomic.Bool
+
+// buildOnce builds the service binary for the tests that run it as a process.
 var buildOnce = sync.OnceValues(func() (string, error) {
+	built.Store(true)
 	dir, err := os.MkdirTemp("", "opsvc-bin")
 	if err != nil {
 		return "", err
@@ -41,7 +59,6 @@ func TestMain_SIGTERM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(filepath.Dir(bin)) })
 	dbURL := "sqlite:" + filepath.Join(t.TempDir(), "operations.db")
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), "LISTEN_ADDR=127.0.0.1:0", "DATABASE_URL="+dbURL, "AUTH_TOKENS_FILE=")

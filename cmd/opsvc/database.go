@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"example.com/opsvc/server"
+	"example.com/opsvc/store"
+)
+
+// lateStore is the store of a service that started before its database
+// answered: until the database is open every call fails with
+// store.ErrUnavailable, so the service is alive (/healthz), not ready
+// (/readyz 503), and answers 503 in each family's format.
+type lateStore struct {
+	st atomic.Pointer[store.Store]
+}
+
+var _ server.Store = (*lateStore)(nil)
+
+var errNotOpen = fmt.Errorf("%w: not reached since start-up", store.ErrUnavailable)
+
+// set hands over the opened store.
+func (l *lateStore) set(st *store.Store) { l.st.Store(st) }
+
+// close closes the store if it was opened.
+func (l *lateStore) close() error {
+	if st := l.st.Load(); st != nil {
+		return st.Close()
+	}
+	return nil
+}
+
+func (l *lateStore) get() (*store.Store, error) {
+	if st := l.st.Load(); st != nil {
+		return st, nil
+	}
+	return nil, errNotOpen
+}
+
+func (l *lateStore) Ping(ctx context.Context) error {
+	st, err := l.get()
+	if err != nil {
+		return err
+	}
+	return st.Ping(ctx)
+}
+
+func (l *lateStore) PutOperation(ctx context.Context, op store.Operation) error {
+	st, err := l.get()
+	if err != nil {
+		return err
+	}
+	return st.PutOperation(ctx, op)
+}
+
+func (l *lateStore) GetOperation(ctx context.Context, id string) (store.Operation, error) {
+	st, err := l.get()
+	if err != nil {
+		return store.Operation{}, err
+	}
+	return st.GetOperation(ctx, id)
+}
+
+func (l *lateStore) ListOperationIDs(ctx context.Context, fn func(id string) error) error {
+	st, err := l.get()
+	if err != nil {
+		return err
+	}
+	return st.ListOperationIDs(ctx, fn)
+}
+
+func (l *lateStore) ListOperations(ctx context.Context, fn func(store.Operation) error) error {
+	st, err := l.get()
+	if err != nil {
+		return err
+	}
+	return st.ListOperations(ctx, fn)
+}
+
+func (l *lateStore) PutICCOperation(ctx context.Context, op store.ICCOperation) (store.ICCOperation, bool, error) {
+	st, err := l.get()
+	if err != nil {
+		return store.ICCOperation{}, false, err
+	}
+	return st.PutICCOperation(ctx, op)
+}
+
+func (l *lateStore) ListICCOperations(ctx context.Context, f store.ICCFilter, fn func(store.ICCOperation) error) error {
+	st, err := l.get()
+	if err != nil {
+		return err
+	}
+	return st.ListICCOperations(ctx, f, fn)
+}
+
+// Waits between attempts to reach the database at start-up: growing, jittered
+// (instances started together don't knock in step), at most maxOpenWait.
+const (
+	firstOpenWait = 250 * time.Millisecond
+	maxOpenWait   = 10 * time.Second
+)
+
+// keepOpening tries again to open the database, which failed with err,
+// until it answers or deadline passes, logging each failure. An error other
+// than store.ErrUnavailable (a refused password, a failed migration) ends it
+// at once, and so does ctx.
+func keepOpening(ctx context.Context, url string, opts store.Options, deadline time.Time, err error, log *slog.Logger) (*store.Store, error) {
+	wait := firstOpenWait
+	for attempt := 2; ; attempt++ {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil, err
+		}
+		wait = min(wait, left)
+		log.Warn("database unreachable: retrying", "attempt", attempt, "retry_in", wait.Round(time.Millisecond).String(), "error", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		var st *store.Store
+		st, err = store.Open(ctx, url, opts)
+		if err == nil {
+			return st, nil
+		}
+		if !errors.Is(err, store.ErrUnavailable) || ctx.Err() != nil {
+			return nil, err
+		}
+		wait = min(2*wait, maxOpenWait)
+		wait = wait/2 + rand.N(wait/2)
+	}
+}

@@ -1,0 +1,276 @@
+package dbtest
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Mode is what a Proxy does with its connections.
+type Mode int32
+
+const (
+	// Pass forwards everything.
+	Pass Mode = iota
+	// Hang accepts connections and forwards nothing, either way, on new and
+	// open connections alike, as a frozen server (SIGSTOP) does: the client
+	// waits. What was held back is forwarded when the mode returns to Pass.
+	Hang
+	// Refuse resets every open connection and every new one, as a server
+	// that is down does.
+	Refuse
+)
+
+// Fault is what a Proxy does to one statement a client sends (FailNext).
+type Fault int
+
+const (
+	// CutBefore closes the connection instead of forwarding the statement:
+	// the server never sees it, and rolls back the transaction it was in.
+	CutBefore Fault = iota + 1
+	// CutAfter forwards the statement, then closes the connection before the
+	// answer comes back: the server runs it (a COMMIT commits), and the
+	// client cannot know.
+	CutAfter
+	// HangAfter forwards the statement, then nothing more on that
+	// connection: the server runs it, and the client waits for an answer.
+	HangAfter
+)
+
+// Proxy forwards TCP connections to a MySQL or MariaDB server and injects the
+// faults the test asks for. It reads the MySQL packets the client sends (no
+// TLS, no compression) to find the statements FailNext names.
+type Proxy struct {
+	ln     net.Listener
+	target string
+
+	mode atomic.Int32 // Mode
+
+	mu     sync.Mutex
+	conns  map[*proxyConn]struct{}
+	prefix []byte // FailNext's statement, armed for one match
+	fault  Fault
+}
+
+// NewProxy listens on 127.0.0.1 and forwards to target (host:port). It stops
+// when tb ends.
+func NewProxy(tb testing.TB, target string) *Proxy {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p := &Proxy{ln: ln, target: target, conns: map[*proxyConn]struct{}{}}
+	go p.accept()
+	tb.Cleanup(p.close)
+	return p
+}
+
+// Addr is where clients connect: 127.0.0.1:port.
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+
+// Set switches the mode for open and new connections.
+func (p *Proxy) Set(m Mode) {
+	p.mode.Store(int32(m))
+	if m == Refuse {
+		p.closeConns()
+	}
+}
+
+// FailNext arms fault f for the next statement any client sends (as a query
+// or to prepare it) that starts with statement, in any case: "COMMIT",
+// "SELECT", "INSERT INTO `msf_operations`".
+func (p *Proxy) FailNext(statement string, f Fault) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.prefix, p.fault = []byte(statement), f
+}
+
+// faultFor returns the fault armed for a client packet's payload, and disarms it.
+func (p *Proxy) faultFor(payload []byte) Fault {
+	const comQuery, comStmtPrepare = 0x03, 0x16
+	if len(payload) == 0 || (payload[0] != comQuery && payload[0] != comStmtPrepare) {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	text := payload[1:]
+	if p.fault == 0 || len(text) < len(p.prefix) || !bytes.EqualFold(text[:len(p.prefix)], p.prefix) {
+		return 0
+	}
+	f := p.fault
+	p.prefix, p.fault = nil, 0
+	return f
+}
+
+func (p *Proxy) close() {
+	p.ln.Close()
+	p.closeConns()
+}
+
+func (p *Proxy) closeConns() {
+	p.mu.Lock()
+	conns := make([]*proxyConn, 0, len(p.conns))
+	for c := range p.conns {
+		conns = append(conns, c)
+	}
+	p.mu.Unlock()
+	for _, c := range conns {
+		c.close()
+	}
+}
+
+func (p *Proxy) accept() {
+	for {
+		client, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		if Mode(p.mode.Load()) == Refuse {
+			reset(client)
+			continue
+		}
+		c := &proxyConn{p: p, client: client}
+		p.mu.Lock()
+		p.conns[c] = struct{}{}
+		p.mu.Unlock()
+		go c.run()
+	}
+}
+
+// proxyConn is one client connection and its connection to the server.
+type proxyConn struct {
+	p      *Proxy
+	client net.Conn
+	server net.Conn
+	mu     sync.Mutex
+	hung   bool // this connection forwards nothing more (HangAfter)
+	closed bool
+}
+
+func (c *proxyConn) run() {
+	defer c.close()
+	server, err := net.DialTimeout("tcp", c.p.target, 5*time.Second)
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	c.server = server
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		server.Close()
+		return
+	}
+	go func() {
+		defer c.close()
+		c.pumpToClient()
+	}()
+	c.pumpToServer()
+}
+
+// pumpToServer forwards the client's packets one at a time, acting on the
+// armed fault.
+func (c *proxyConn) pumpToServer() {
+	header := make([]byte, 4)
+	for {
+		if _, err := io.ReadFull(c.client, header); err != nil {
+			return
+		}
+		n := int(header[0]) | int(header[1])<<8 | int(header[2])<<16
+		packet := make([]byte, 4+n)
+		copy(packet, header)
+		if _, err := io.ReadFull(c.client, packet[4:]); err != nil {
+			return
+		}
+		fault := c.p.faultFor(packet[4:])
+		if fault == CutBefore {
+			return
+		}
+		if !c.wait() {
+			return
+		}
+		if _, err := c.server.Write(packet); err != nil {
+			return
+		}
+		switch fault {
+		case CutAfter:
+			return
+		case HangAfter:
+			c.mu.Lock()
+			c.hung = true
+			c.mu.Unlock()
+		}
+	}
+}
+
+func (c *proxyConn) pumpToClient() {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := c.server.Read(buf)
+		if n > 0 {
+			if !c.wait() {
+				return
+			}
+			if _, werr := c.client.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// wait holds a pump while the proxy or this connection hangs. It reports
+// false when the connection was closed meanwhile.
+func (c *proxyConn) wait() bool {
+	for {
+		c.mu.Lock()
+		closed, hung := c.closed, c.hung
+		c.mu.Unlock()
+		switch {
+		case closed:
+			return false
+		case !hung && Mode(c.p.mode.Load()) == Pass:
+			return true
+		case Mode(c.p.mode.Load()) == Refuse:
+			c.close()
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// close closes both sides; the client's with a reset, as a dead server's
+// connection ends.
+func (c *proxyConn) close() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	server := c.server
+	c.mu.Unlock()
+	reset(c.client)
+	if server != nil {
+		server.Close()
+	}
+	c.p.mu.Lock()
+	delete(c.p.conns, c)
+	c.p.mu.Unlock()
+}
+
+// reset closes conn so that the peer gets a TCP reset rather than an orderly
+// end.
+func reset(conn net.Conn) {
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	conn.Close()
+}
