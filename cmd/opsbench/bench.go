@@ -76,6 +76,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	loadStart := loadAverage()
 	err = b.measure(ctx)
+	if err == nil {
+		err = ctx.Err() // interrupted: the figures are incomplete
+	}
 	for _, f := range b.files {
 		f.Close()
 	}
@@ -199,11 +202,11 @@ func (b *bench) dataSections(ctx context.Context) error {
 		return err
 	}
 	defer st.Close()
-	if err := loadICC(ctx, db, st, b.icc, b.progress); err != nil {
+	if err := loadICC(ctx, db, b.dataName, st, b.icc, b.progress); err != nil {
 		return err
 	}
 	if only["rss"] {
-		if err := loadMSF(ctx, db, st, b.msf, b.progress); err != nil {
+		if err := loadMSF(ctx, db, b.dataName, st, b.msf, b.progress); err != nil {
 			return err
 		}
 	}

@@ -21,9 +21,9 @@ import (
 // The data sets are loaded once (ICC operations directly by SQL, MSF ones
 // through the store), into the tables the
 // service's own migrations created, and reused by later runs. A marker row in
-// opsbench_dataset, written once a load is complete, says which data set a
-// table holds; a table whose marker or row count does not match is emptied
-// and loaded again. Inserts name their columns, so columns that later
+// opsbench_dataset says which data set a table holds ("loading" while it is
+// loaded); a table whose marker or row count does not match is emptied and
+// loaded again, and one with rows but no marker is left alone. Inserts name their columns, so columns that later
 // migrations add take their defaults.
 
 const createMarker = `CREATE TABLE IF NOT EXISTS opsbench_dataset (
@@ -33,37 +33,42 @@ const createMarker = `CREATE TABLE IF NOT EXISTS opsbench_dataset (
 	loaded_at DATETIME NOT NULL
 ) ENGINE=InnoDB`
 
-// loaded reports whether table holds the data set spec, all rows of it.
-func loaded(ctx context.Context, db *sql.DB, name, spec, table string, rows int64) (bool, error) {
+// loaded reports whether table holds the data set spec, all rows of it. It
+// refuses a table that holds rows opsbench did not load (no marker): the
+// load would empty it, and it may be someone's data.
+func loaded(ctx context.Context, db *sql.DB, dbName, name, spec, table string, rows int64) (bool, error) {
 	if _, err := db.ExecContext(ctx, createMarker); err != nil {
-		return false, err
-	}
-	var got string
-	err := db.QueryRowContext(ctx, "SELECT spec FROM opsbench_dataset WHERE name = ?", name).Scan(&got)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && got != spec) {
-		return false, nil
-	}
-	if err != nil {
 		return false, err
 	}
 	var n int64
 	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+table).Scan(&n); err != nil {
 		return false, err
 	}
-	return n == rows, nil
+	var got string
+	err := db.QueryRowContext(ctx, "SELECT spec FROM opsbench_dataset WHERE name = ?", name).Scan(&got)
+	switch {
+	case errors.Is(err, sql.ErrNoRows) && n > 0:
+		return false, fmt.Errorf("%s.%s holds %d rows that opsbench did not load: give opsbench a database of its own (BENCH_DATABASE_URL)", dbName, table, n)
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return got == spec && n == rows, nil
 }
 
-// emptyTables forgets data set name and empties tables, in order, on one
+// claimAndEmpty marks data set name as being loaded, so that a load cut
+// short is still known as opsbench's, and empties tables, in order, on one
 // connection (foreign key checks off, so that TRUNCATE works).
-func emptyTables(ctx context.Context, db *sql.DB, name string, tables ...string) error {
+func claimAndEmpty(ctx context.Context, db *sql.DB, name string, tables ...string) error {
+	if err := markLoaded(ctx, db, name, "loading", 0); err != nil {
+		return err
+	}
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "DELETE FROM opsbench_dataset WHERE name = ?", name); err != nil {
-		return err
-	}
 	if _, err := conn.ExecContext(ctx, "SET SESSION foreign_key_checks = 0"); err != nil {
 		return err
 	}
@@ -215,8 +220,8 @@ func (d iccDataset) tenantRows(t int, now time.Time) [][]any {
 
 // loadICC loads the ICC data set into icc_operations unless it is there,
 // then has the store rebuild its latest markers from them.
-func loadICC(ctx context.Context, db *sql.DB, st *store.Store, d iccDataset, progress io.Writer) error {
-	ok, err := loaded(ctx, db, "icc", d.spec(), "icc_operations", d.rows())
+func loadICC(ctx context.Context, db *sql.DB, dbName string, st *store.Store, d iccDataset, progress io.Writer) error {
+	ok, err := loaded(ctx, db, dbName, "icc", d.spec(), "icc_operations", d.rows())
 	if err != nil {
 		return err
 	}
@@ -232,7 +237,7 @@ func loadICC(ctx context.Context, db *sql.DB, st *store.Store, d iccDataset, pro
 	}
 	fmt.Fprintf(progress, "loading the ICC data set (%s, %d rows) into icc_operations...\n", d.spec(), d.rows())
 	start := time.Now()
-	if err := emptyTables(ctx, db, "icc", "icc_operations"); err != nil {
+	if err := claimAndEmpty(ctx, db, "icc", "icc_operations"); err != nil {
 		return fmt.Errorf("empty icc_operations: %w", err)
 	}
 	now := time.Now().UTC().Truncate(time.Second)
@@ -314,14 +319,14 @@ const msfWriters = 8
 
 // loadMSF loads the MSF data set unless it is there. It writes through the
 // store, which alone knows how a notification's clusters are kept.
-func loadMSF(ctx context.Context, db *sql.DB, st *store.Store, d msfDataset, progress io.Writer) error {
-	ok, err := loaded(ctx, db, "msf", d.spec(), "msf_operations", int64(d.ops))
+func loadMSF(ctx context.Context, db *sql.DB, dbName string, st *store.Store, d msfDataset, progress io.Writer) error {
+	ok, err := loaded(ctx, db, dbName, "msf", d.spec(), "msf_operations", int64(d.ops))
 	if err != nil || ok {
 		return err
 	}
 	fmt.Fprintf(progress, "loading the MSF data set (%s) into msf_operations...\n", d.spec())
 	start := time.Now()
-	if err := emptyTables(ctx, db, "msf", "msf_operations"); err != nil {
+	if err := claimAndEmpty(ctx, db, "msf", "msf_operations"); err != nil {
 		return fmt.Errorf("empty msf tables: %w", err)
 	}
 	err = parallel(ctx, msfWriters, msfWriters, func(ctx context.Context, w int) error {
