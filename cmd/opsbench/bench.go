@@ -280,13 +280,22 @@ func (b *bench) listSection(ctx context.Context, svc *process, db *sql.DB) error
 				s.name, i+1, b.cfg.Runs, sr.percentile(50), sr.percentile(99), len(sr.latencies),
 				fr.percentile(50), fr.percentile(99), len(fr.latencies))
 		}
-		r.service = failed(latencyFigure(svcRuns, 99), svcRuns)
-		r.ideal = failed(latencyFigure(floorRuns, 99), floorRuns)
+		r.service = b.failed(s.name, latencyFigure(svcRuns, 99), svcRuns)
+		r.ideal = b.failed(s.name+" (ideal)", latencyFigure(floorRuns, 99), floorRuns)
 		b.rows = append(b.rows, r)
 		b.notes = append(b.notes, fmt.Sprintf("%s: ideal is %s; p50 service %s, ideal %s",
 			s.name, q.name, latencyFigure(svcRuns, 50), latencyFigure(floorRuns, 50)))
 	}
 	return nil
+}
+
+// failed marks f as failed when runs had errors, and notes the first one.
+func (b *bench) failed(what string, f figure, runs []loadRun) figure {
+	f, first := failed(f, runs)
+	if f.na != "" {
+		b.notes = append(b.notes, fmt.Sprintf("%s: %s, the first: %v", what, f.na, first))
+	}
+	return f
 }
 
 // slug names a profile file after a row.
@@ -356,8 +365,8 @@ func (b *bench) healthSection(ctx context.Context, svc *process) error {
 	}
 	b.rows = append(b.rows, row{
 		name:    fmt.Sprintf("GET /healthz throughput (%d conns)", b.cfg.Conns),
-		service: failed(throughputFigure(svcRuns), svcRuns),
-		ideal:   failed(throughputFigure(bareRuns), bareRuns),
+		service: b.failed("GET /healthz", throughputFigure(svcRuns), svcRuns),
+		ideal:   b.failed("GET /healthz (ideal)", throughputFigure(bareRuns), bareRuns),
 		target:  target{kind: atLeastX, x: 0.9},
 	})
 	b.notes = append(b.notes, "GET /healthz: ideal is a bare net/http handler answering the same body, in a process of its own (opsbench serve-bare)")
@@ -546,7 +555,7 @@ func (b *bench) a1Section(ctx context.Context) error {
 	conns := fmt.Sprintf("(%d conns)", b.cfg.Conns)
 	b.rows = append(b.rows,
 		row{name: "A1 PUT throughput " + conns, target: target{kind: atLeastX, x: 0.8},
-			service: failed(throughputFigure(svcRuns), svcRuns), ideal: failed(throughputFigure(floorRuns), floorRuns)},
+			service: b.failed("A1", throughputFigure(svcRuns), svcRuns), ideal: b.failed("A1 (ideal)", throughputFigure(floorRuns), floorRuns)},
 		row{name: "A1 PUT p50 " + conns, service: latencyFigure(svcRuns, 50), ideal: latencyFigure(floorRuns, 50)},
 		row{name: "A1 PUT p99 " + conns, service: latencyFigure(svcRuns, 99), ideal: latencyFigure(floorRuns, 99)},
 	)

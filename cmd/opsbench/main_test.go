@@ -122,6 +122,11 @@ func TestFigures(t *testing.T) {
 		t.Errorf("figure %v, median %v", f, f.median())
 	}
 
+	bad := []loadRun{{latencies: []time.Duration{1, 2}}, {latencies: []time.Duration{1}, errors: 1, firstErr: io.ErrUnexpectedEOF}}
+	if f, first := failed(figure{values: []float64{1, 2}}, bad); f.na != "ERROR: 1 of 4 failed" || first != io.ErrUnexpectedEOF || f.ok() {
+		t.Errorf("failed: %q, %v", f.na, first)
+	}
+
 	rows := []struct {
 		row  row
 		want string

@@ -200,17 +200,20 @@ func throughputFigure(runs []loadRun) figure {
 	return f
 }
 
-// failed turns runs with errors into a figure that says so.
-func failed(f figure, runs []loadRun) figure {
+// failed turns runs with errors into a figure that says so, short enough
+// for the table, and returns the first error for the notes.
+func failed(f figure, runs []loadRun) (figure, error) {
+	errs, calls := 0, 0
+	var first error
 	for _, r := range runs {
-		if r.errors > 0 {
-			msg := fmt.Sprint(r.firstErr)
-			if len(msg) > 100 {
-				msg = msg[:100] + "..."
-			}
-			f.na = fmt.Sprintf("ERROR: %d failed, first: %s", r.errors, msg)
-			return f
+		errs += r.errors
+		calls += r.errors + len(r.latencies)
+		if first == nil {
+			first = r.firstErr
 		}
 	}
-	return f
+	if errs > 0 {
+		f.na = fmt.Sprintf("ERROR: %d of %d failed", errs, calls)
+	}
+	return f, first
 }
