@@ -235,3 +235,17 @@ func TestFetchCountsItemsAcrossReads(t *testing.T) {
 		t.Fatalf("got %d items, %v", n, err)
 	}
 }
+
+func TestLastLine(t *testing.T) {
+	var sb strings.Builder
+	l := &lastLine{w: &sb}
+	io.WriteString(l, "{\"msg\":\"starting\"}\n")
+	io.WriteString(l, "opsvc: open database: refused\nopsvc: schema too new\n")
+	io.WriteString(l, "\n")
+	if got := l.String(); got != "opsvc: schema too new" {
+		t.Errorf("last line %q", got)
+	}
+	if !strings.HasPrefix(sb.String(), "{\"msg\"") {
+		t.Errorf("not passed on: %q", sb.String())
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -38,6 +40,8 @@ const startTimeout = 5 * time.Minute
 // logTo, and waits until it logs {"msg":"listening","addr":...} (the
 // service's start line; serve-bare writes the same) and answers /readyz.
 func startProcess(ctx context.Context, name, path string, args, env []string, logTo io.Writer) (*process, error) {
+	last := &lastLine{w: logTo}
+	logTo = last
 	cmd := exec.Command(path, args...)
 	cmd.Env = env
 	cmd.Stderr = logTo
@@ -84,7 +88,7 @@ func startProcess(ctx context.Context, name, path string, args, env []string, lo
 	select {
 	case p.addr = <-addrc:
 	case <-p.exited:
-		return nil, fmt.Errorf("%s exited at start (%v); see its log", name, p.waitErr)
+		return nil, fmt.Errorf("%s exited at start (%v): %s", name, p.waitErr, last)
 	case <-timer.C:
 		p.stop()
 		return nil, fmt.Errorf("%s did not start within %s; see its log", name, startTimeout)
@@ -132,6 +136,32 @@ func (p *process) stop() {
 		_ = p.cmd.Process.Kill()
 		<-p.exited
 	}
+}
+
+// lastLine passes writes on to w and remembers the last line written, which
+// says why a process that failed at start failed.
+type lastLine struct {
+	w    io.Writer
+	mu   sync.Mutex
+	line []byte
+}
+
+func (l *lastLine) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	if t := bytes.TrimSpace(b); len(t) > 0 {
+		if i := bytes.LastIndexByte(t, '\n'); i >= 0 {
+			t = t[i+1:]
+		}
+		l.line = append(l.line[:0], t...)
+	}
+	l.mu.Unlock()
+	return l.w.Write(b)
+}
+
+func (l *lastLine) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return string(l.line)
 }
 
 // serviceEnv is the whole environment of the service: nothing is inherited
