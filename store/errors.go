@@ -24,9 +24,10 @@ var (
 	ErrUnavailable = errors.New("database unavailable")
 
 	// ErrOutcomeUnknown means the connection broke, or the database stopped
-	// answering, at or after COMMIT: the write may or may not have been
+	// answering, after a write that commits (a COMMIT, or a statement that
+	// commits on its own) was sent: the write may or may not have been
 	// committed. It matches ErrUnavailable too.
-	ErrOutcomeUnknown = fmt.Errorf("%w at or after COMMIT: the write may have been committed", ErrUnavailable)
+	ErrOutcomeUnknown = fmt.Errorf("%w after the write was sent: it may have been committed", ErrUnavailable)
 )
 
 // ConflictError is a write refused because it would move a record backwards

@@ -274,7 +274,15 @@ func (s *Store) iccBatch(ctx context.Context, f ICCFilter, cur *iccCursor) (rows
 func (s *Store) iccQuery(db *gorm.DB, f ICCFilter, cur *iccCursor) ([]listedICC, error) {
 	// by is the table whose reception_datetime and seq order the list.
 	cols, by := iccListColumns, "o"
-	q := whereICCFilter(db.Table("icc_operations AS o"), "o", f)
+	table := "icc_operations AS o"
+	if s.dialect == dialectMySQL && !f.AllTenants {
+		// A tenant's list reads a tenant-leading index. MariaDB's optimizer
+		// sometimes prefers walking the all-tenant reception index for the
+		// ORDER BY ... LIMIT instead, and reads most of the table for a tenant
+		// whose operations come late (850 ms instead of 45 ms at 1M rows).
+		table += " IGNORE INDEX (icc_operations_reception, icc_operations_connection)"
+	}
+	q := whereICCFilter(db.Table(table), "o", f)
 	switch {
 	case f.Latest && f.latestByMarker():
 		// The latest of each connection of the tenant is an index read
