@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -98,12 +99,83 @@ func checkTransition(old, next Operation) error {
 	return nil
 }
 
-// transitionAllowed is checkTransition as the condition of an UPDATE of the
-// stored row; its arguments are next's last_update_time, status rank and
-// status.
-const transitionAllowed = `last_update_time <= ?
-	AND (CASE status WHEN 'unexecuted' THEN 0 WHEN 'executing' THEN 1 ELSE 2 END) <= ?
-	AND (status IN ('unexecuted', 'executing') OR status = ?)`
+// operationColumns are msf_operations' columns in the order of
+// operationValues.
+var operationColumns = []string{
+	"id", "occurred_time", "last_update_time", "reservation_time", "start_time", "status", "sub_status",
+	"request_uri", "request_method", "request_body", "response_present", "response_status_code", "response_body",
+	"target_clusters_present", "rollback_result", "rollback_occurred_time", "rollback_clusters_present",
+	"clusters", "cluster_bodies", "created_at", "updated_at",
+}
+
+func operationValues(r *operationRow) []any {
+	return []any{
+		r.ID, r.OccurredTime, r.LastUpdateTime, r.ReservationTime, r.StartTime, r.Status, r.SubStatus,
+		r.RequestURI, r.RequestMethod, r.RequestBody, r.ResponsePresent, r.ResponseStatusCode, r.ResponseBody,
+		r.TargetClustersPresent, r.RollbackResult, r.RollbackOccurredTime, r.RollbackClustersPresent,
+		r.Clusters, r.ClusterBodies, r.CreatedAt, r.UpdatedAt,
+	}
+}
+
+// transitionAllowed is checkTransition as SQL, over the stored row's status
+// and last_update_time and the notification's, named by new.
+func transitionAllowed(new func(column string) string) string {
+	rank := func(status string) string {
+		return "(CASE " + status + " WHEN 'unexecuted' THEN 0 WHEN 'executing' THEN 1 ELSE 2 END)"
+	}
+	return "(last_update_time <= " + new("last_update_time") +
+		" AND " + rank("status") + " <= " + rank(new("status")) +
+		" AND (status IN ('unexecuted', 'executing') OR status = " + new("status") + "))"
+}
+
+// putOperationSQL is, per dialect, the one statement that writes a
+// notification: an INSERT of operationValues that, when the id is stored
+// already, replaces every column but id and created_at if and only if
+// transitionAllowed. Its RowsAffected is 0 when nothing changed: refused (or,
+// on MySQL, a repeat of the stored row within the same second).
+var putOperationSQL = map[dialect]string{
+	dialectMySQL:  upsertMySQL(),
+	dialectSQLite: upsertSQLite(),
+}
+
+func insertOperation() string {
+	return "INSERT INTO msf_operations (" + strings.Join(operationColumns, ", ") +
+		") VALUES (?" + strings.Repeat(", ?", len(operationColumns)-1) + ")"
+}
+
+// upsertMySQL: MySQL has no WHERE on ON DUPLICATE KEY UPDATE, so each column
+// keeps its value unless the transition is allowed. Assignments run left to
+// right and later ones see earlier results: status and last_update_time, which
+// the condition reads, come last, and the condition is unchanged by their own
+// update (once allowed, still allowed).
+func upsertMySQL() string {
+	values := func(c string) string { return "VALUES(" + c + ")" }
+	ok := transitionAllowed(values)
+	var set []string
+	for _, c := range operationColumns {
+		switch c {
+		case "id", "created_at", "status", "last_update_time":
+			continue
+		}
+		set = append(set, c+" = IF("+ok+", VALUES("+c+"), "+c+")")
+	}
+	for _, c := range []string{"status", "last_update_time"} {
+		set = append(set, c+" = IF("+ok+", VALUES("+c+"), "+c+")")
+	}
+	return insertOperation() + " ON DUPLICATE KEY UPDATE " + strings.Join(set, ", ")
+}
+
+// upsertSQLite: SQLite's upsert takes a WHERE.
+func upsertSQLite() string {
+	var set []string
+	for _, c := range operationColumns {
+		if c != "id" && c != "created_at" {
+			set = append(set, c+" = excluded."+c)
+		}
+	}
+	return insertOperation() + " ON CONFLICT (id) DO UPDATE SET " + strings.Join(set, ", ") +
+		" WHERE " + transitionAllowed(func(c string) string { return "excluded." + c })
+}
 
 // PutOperation creates the operation or replaces the stored one with the same
 // ID, clusters included. It returns ErrConflict (as a *ConflictError), changing
@@ -112,18 +184,19 @@ const transitionAllowed = `last_update_time <= ?
 // failed, canceled), or the stored status is terminal and op's differs.
 // Re-sending the stored notification succeeds. Concurrent calls for one id are
 // serialized, so the stored record is always exactly one accepted
-// notification. It returns ErrUnavailable when the database cannot be reached.
+// notification. It returns ErrUnavailable when the database cannot be reached,
+// and ErrOutcomeUnknown when the connection broke after the write was sent.
 //
-// A notification is one row, so each write is one statement: an UPDATE that
-// applies only if the transition is allowed, else an INSERT when the id is
-// new; the database's row lock and unique key do the serializing, and no
-// transaction is held open across round trips.
+// A notification is one row, written by one statement (putOperationSQL) that
+// inserts it or, if the transition is allowed, replaces the stored one: the
+// database's row lock does the serializing, and no transaction is held open
+// across round trips. Only when nothing changed is the stored row read, to
+// tell a repeat from a refusal.
 func (s *Store) PutOperation(ctx context.Context, op Operation) error {
 	if op.ID == "" {
 		return errors.New("put operation: empty id")
 	}
-	rank, ok := statusRank[op.Status]
-	if !ok {
+	if _, ok := statusRank[op.Status]; !ok {
 		return fmt.Errorf("put operation %q: unknown status %q", op.ID, op.Status)
 	}
 	row, err := operationToRow(op)
@@ -132,6 +205,7 @@ func (s *Store) PutOperation(ctx context.Context, op Operation) error {
 	}
 	row.CreatedAt = utcSecond(s.now())
 	row.UpdatedAt = row.CreatedAt
+	values := operationValues(&row)
 	err = s.withRetry(ctx, func(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -140,31 +214,20 @@ func (s *Store) PutOperation(ctx context.Context, op Operation) error {
 		// leave its outcome unknown for no reason. The driver's read and
 		// write timeouts (Options.Timeout) bound it instead, and a
 		// connection lost meanwhile is ErrOutcomeUnknown (writeOutcome).
-		wdb := s.db.WithContext(context.WithoutCancel(ctx))
-		res := wdb.Model(&operationRow{}).
-			Where("id = ?", row.ID).
-			Where(transitionAllowed, row.LastUpdateTime, rank, row.Status).
-			Select("*").Omit("id", "created_at").
-			Updates(&row)
-		if res.Error != nil || res.RowsAffected == 1 {
+		res := s.db.WithContext(context.WithoutCancel(ctx)).Exec(putOperationSQL[s.dialect], values...)
+		if res.Error != nil || res.RowsAffected > 0 {
 			return s.writeOutcome(res.Error)
 		}
-		// Not updated: the id is new, or the notification goes backwards.
-		err := wdb.Create(&row).Error
-		if !errors.Is(err, gorm.ErrDuplicatedKey) {
-			return s.writeOutcome(err)
-		}
 		var old operationRow
-		if err := s.db.WithContext(ctx).Select("status", "last_update_time").Where("id = ?", row.ID).Take(&old).Error; err != nil {
+		err := s.db.WithContext(ctx).Select("status", "last_update_time").Where("id = ?", row.ID).Take(&old).Error
+		if err != nil {
 			if errors.Is(err, gorm.ErrRecordNotFound) {
 				return errRace // removed since: try again
 			}
 			return err
 		}
-		if err := checkTransition(Operation{Status: old.Status, LastUpdateTime: old.LastUpdateTime}, op); err != nil {
-			return err
-		}
-		return errRace // another notification was stored in between: try again
+		// A refusal, or (MySQL) the stored notification again, unchanged.
+		return checkTransition(Operation{Status: old.Status, LastUpdateTime: old.LastUpdateTime}, op)
 	})
 	if err != nil {
 		return fmt.Errorf("put operation %q: %w", op.ID, s.translate(err))

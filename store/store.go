@@ -337,9 +337,9 @@ func mysqlConfig(dsn string, timeout time.Duration) (*mysql.Config, error) {
 		// statement instead of three (prepare, execute, close).
 		q.Set("interpolateParams", "true")
 	}
-	// RowsAffected counts the rows an UPDATE matched, changed or not: the
-	// conditional writes tell "applied" from "refused" by it.
-	q.Set("clientFoundRows", "true")
+	// RowsAffected counts the rows a write changed (not those it merely
+	// matched): the MSF upsert tells "refused" from "applied" by it.
+	q.Set("clientFoundRows", "false")
 	cfg, err := mysql.ParseDSN("/?" + q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("mysql: database URL parameters: %w", err)

@@ -177,8 +177,8 @@ func TestDatabase_outcomeUnknown(t *testing.T) {
 	dbURL, p := mustProxiedMySQL(t)
 	s := mustRunMain(t, faultEnv(dbURL))
 
-	// A new MSF operation is written by one INSERT, which commits on its own.
-	p.FailNext("INSERT INTO `msf_operations`", dbtest.CutAfter)
+	// An MSF notification is written by one statement, which commits on its own.
+	p.FailNext("INSERT INTO msf_operations", dbtest.CutAfter)
 	r, _ := s.timedDo(t, http.MethodPut, "/v1/operations/unknown", minimal("unknown", "executing", "20261123_100000"))
 	wantUnavailable(t, r, "/v1/operations/", "unknown")
 	if !strings.Contains(string(r.body), "may or may not have been recorded") {
