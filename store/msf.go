@@ -214,12 +214,17 @@ func (s *Store) PutOperation(ctx context.Context, op Operation) error {
 		// leave its outcome unknown for no reason. The driver's read and
 		// write timeouts (Options.Timeout) bound it instead, and a
 		// connection lost meanwhile is ErrOutcomeUnknown (writeOutcome).
-		res := s.db.WithContext(context.WithoutCancel(ctx)).Exec(putOperationSQL[s.dialect], values...)
-		if res.Error != nil || res.RowsAffected > 0 {
-			return s.writeOutcome(res.Error)
+		// Straight to database/sql: building a raw statement through GORM
+		// cost a third as much CPU as running it (a profile of A1).
+		res, err := s.sqlDB.ExecContext(context.WithoutCancel(ctx), putOperationSQL[s.dialect], values...)
+		if err != nil {
+			return s.writeOutcome(err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n > 0 {
+			return err
 		}
 		var old operationRow
-		err := s.db.WithContext(ctx).Select("status", "last_update_time").Where("id = ?", row.ID).Take(&old).Error
+		err = s.db.WithContext(ctx).Select("status", "last_update_time").Where("id = ?", row.ID).Take(&old).Error
 		if err != nil {
 			if errors.Is(err, gorm.ErrRecordNotFound) {
 				return errRace // removed since: try again
