@@ -38,6 +38,7 @@ func TestClassify(t *testing.T) {
 		{"token refused", ErrUnauthenticated, 401, "990003", "Unauthorized"},
 		{"identity service down", fmt.Errorf("%w: dial tcp: refused", ErrAuthUnavailable), 503, "020001", "identity service unreachable"},
 		{"no route", errNoRoute, 404, "030001", "path: no such resource"},
+		{"method not allowed", errNoMethod, 405, "990002", "method: not allowed on this path"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

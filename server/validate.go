@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -80,6 +81,9 @@ func (v *validator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			params[name] = value
 		}
+		if err := checkRepeats(r, route); err != nil {
+			return err
+		}
 		in := &openapi3filter.RequestValidationInput{Request: r, PathParams: params, Route: route, Options: v.opts}
 		if err := openapi3filter.ValidateRequest(r.Context(), in); err != nil {
 			return validationError(err)
@@ -91,6 +95,23 @@ func (v *validator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
+}
+
+// checkRepeats refuses a query parameter given more than once: every one the
+// spec declares takes a single value (010002, naming it). kin-openapi would
+// validate the first and the handler's binding refuse the rest, naming no
+// parameter.
+func checkRepeats(r *http.Request, route *routers.Route) error {
+	if r.URL.RawQuery == "" {
+		return nil
+	}
+	query := r.URL.Query()
+	for _, p := range route.Operation.Parameters {
+		if p.Value != nil && p.Value.In == openapi3.ParameterInQuery && len(query[p.Value.Name]) > 1 {
+			return &FieldError{Field: p.Value.Name, Reason: "must be given once"}
+		}
+	}
+	return nil
 }
 
 // validateBody checks the decoded body against its operation's schema. A

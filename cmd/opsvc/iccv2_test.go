@@ -225,6 +225,7 @@ func TestICCV2_refusals(t *testing.T) {
 		{"phase=approve", "phase"},
 		{"latest=false", "latest"},
 		{"latest=", "latest"},
+		{"phase=approve_connection&phase=update_connection", "phase"},
 	} {
 		t.Run(q.query, func(t *testing.T) {
 			r := s.do(t, http.MethodGet, "/v2.0/operations?"+q.query, nil, "X-Auth-Token", tokenA)

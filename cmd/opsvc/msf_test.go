@@ -214,7 +214,13 @@ func TestMSF_PutOperation_pathAndBody(t *testing.T) {
 	})
 	t.Run("method not allowed", func(t *testing.T) {
 		_, r := s.send(t, http.MethodDelete, "/v1/operations/op1", nil)
-		wantMSFError(t, r, 405, "990001", "method")
+		wantMSFError(t, r, 405, "990002", "method")
+		if allow := r.header.Get("Allow"); !strings.Contains(allow, "GET") || !strings.Contains(allow, "PUT") {
+			t.Errorf("Allow: %q", allow)
+		}
+	})
+	t.Run("a repeated query parameter is named", func(t *testing.T) {
+		wantMSFError(t, s.do(t, http.MethodGet, "/v1/operations?format=list&format=detail-list", nil), 400, "010002", "format")
 	})
 }
 
