@@ -100,7 +100,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("LISTEN_ADDR: %w", err)
 	}
-	ln := newConnLimiter(tcp, maxConns, log)
+	// Requests net/http refuses itself (unparsable, headers too large) are
+	// answered in the API's JSON too.
+	ln := newConnLimiter(server.WrapListener(tcp), maxConns, log)
 	hs := &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: 10 * time.Second,
