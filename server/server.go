@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -79,7 +80,15 @@ func New(o Options) (*Server, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
-	e.Use(s.accessLog, middleware.Recover(), s.authenticate, s.readBody, validate)
+	recover := middleware.RecoverWithConfig(middleware.RecoverConfig{
+		// Logged once, as JSON, by the error handler (the panic becomes
+		// the 500's error); Echo's own logger would print it again as text.
+		DisablePrintStack: true,
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			return fmt.Errorf("panic: %w\n%s", err, stack)
+		},
+	})
+	e.Use(s.accessLog, recover, s.authenticate, s.readBody, validate)
 	gen.RegisterHandlers(e, gen.NewStrictHandler(s, nil))
 	s.echo = e
 	return s, nil

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"example.com/opsvc/server"
 )
 
 // Config is the whole configuration, read from the environment once, at start.
@@ -26,6 +28,7 @@ type Config struct {
 
 	MaxConnections int           // MAX_CONNECTIONS: open client connections at most; 0: from the open-file limit
 	IdleTimeout    time.Duration // IDLE_TIMEOUT: how long a keep-alive connection may wait for its next request
+	BodyMemory     int64         // BODY_MEMORY_MB (in MiB): what request bodies being decoded may take at once
 
 	Keystone KeystoneConfig
 }
@@ -112,6 +115,15 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		if c.Keystone.CacheSize, err = strconv.Atoi(v); err != nil || c.Keystone.CacheSize < 1 {
 			return Config{}, fmt.Errorf("KEYSTONE_CACHE_SIZE: want a positive number, not %q", v)
 		}
+	}
+	c.BodyMemory = server.DefaultBodyMemory
+	if v := getenv("BODY_MEMORY_MB"); v != "" {
+		mb, err := strconv.Atoi(v)
+		if err != nil || mb < 32 {
+			// Below 32 MiB a single 4 MiB body could not be decoded.
+			return Config{}, fmt.Errorf("BODY_MEMORY_MB: want a number of MiB, at least 32, not %q", v)
+		}
+		c.BodyMemory = int64(mb) << 20
 	}
 	if v := getenv("MAX_CONNECTIONS"); v != "" {
 		if c.MaxConnections, err = strconv.Atoi(v); err != nil || c.MaxConnections < 1 {

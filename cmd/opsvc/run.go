@@ -92,6 +92,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		AllowedCIDRs: cfg.AllowedCIDRs,
 		Logger:       log,
 		ReadyTimeout: cfg.ReadyTimeout,
+		BodyMemory:   cfg.BodyMemory,
 	})
 	if err != nil {
 		return err
