@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -117,5 +118,33 @@ func TestReadBody_memoryBound(t *testing.T) {
 	// The room is given back when a request ends.
 	if rec := put(); rec.Code != http.StatusOK {
 		t.Fatalf("after the first ended: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// panickingStore panics on every write.
+type panickingStore struct{ fakeStore }
+
+func (panickingStore) PutOperation(context.Context, store.Operation) error { panic("boom") }
+
+func TestPanic_loggedOnceAsJSON(t *testing.T) {
+	var logs strings.Builder
+	s, err := New(Options{Store: panickingStore{}, AllowedCIDRs: mustPrefixes("127.0.0.0/8"),
+		Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"operation_id":"op1","occurred_time":"20261123_101500","last_update_time":"20261123_101500",` +
+		`"status":"executing","request":{"uri":"/x","method":"POST","body":""}}`
+	req := httptest.NewRequest(http.MethodPut, "/v1/operations/op1", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.RemoteAddr = "127.0.0.1:1"
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, req)
+	spectest.Check(t, req, rec.Result(), rec.Body.Bytes())
+	if rec.Code != 500 || !strings.Contains(rec.Body.String(), `"error_code":"990001"`) || strings.Contains(rec.Body.String(), "boom") {
+		t.Fatalf("got %d %s", rec.Code, rec.Body)
+	}
+	if n := strings.Count(logs.String(), "boom"); n != 1 {
+		t.Fatalf("the panic is logged %d times:\n%s", n, logs.String())
 	}
 }
