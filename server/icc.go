@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 
+	openapi_types "github.com/oapi-codegen/runtime/types"
+
 	"example.com/opsvc/gen"
 	"example.com/opsvc/store"
 )
@@ -16,19 +18,11 @@ func (s *Server) ListICCOperations(ctx context.Context, req gen.ListICCOperation
 		return nil, err
 	}
 	q := req.Params
-	if q.ConnectionId != nil {
-		f.ConnectionID = q.ConnectionId.String() // lower case, as stored
-	}
-	if q.OrderType != nil {
-		f.OrderType = string(*q.OrderType)
-	}
-	if q.Phase != nil {
-		f.Phase = string(*q.Phase)
-	}
-	if q.OperationStatus != nil {
-		f.OperationStatus = string(*q.OperationStatus)
-	}
-	f.Latest = q.Latest != nil && *q.Latest == gen.ListICCOperationsParamsLatestTrue
+	f.ConnectionID = uuidValue(q.ConnectionId)
+	f.OrderType = value(q.OrderType)
+	f.Phase = value(q.Phase)
+	f.OperationStatus = value(q.OperationStatus)
+	f.Latest = value(q.Latest) == "true"
 	return iccOperationList{ctx: ctx, store: s.store, filter: f}, nil
 }
 
@@ -92,24 +86,12 @@ func (s *Server) ListICCOperationsV2(ctx context.Context, req gen.ListICCOperati
 		return nil, err
 	}
 	q := req.Params
-	if q.Id != nil {
-		f.ID = *q.Id
-	}
-	if q.ResourceId != nil {
-		f.ConnectionID = q.ResourceId.String() // lower case, as stored
-	}
-	if q.RequestType != nil {
-		f.OrderType = string(*q.RequestType)
-	}
-	if q.Phase != nil {
-		f.Phase = string(*q.Phase)
-	}
-	if q.OperationStatus != nil {
-		f.OperationStatus = string(*q.OperationStatus)
-	}
-	if q.ResourceType != nil {
-		f.ResourceType = string(*q.ResourceType)
-	}
+	f.ID = value(q.Id)
+	f.ConnectionID = uuidValue(q.ResourceId)
+	f.OrderType = value(q.RequestType)
+	f.Phase = value(q.Phase)
+	f.OperationStatus = value(q.OperationStatus)
+	f.ResourceType = value(q.ResourceType)
 	if q.ServiceType != nil {
 		// Each service type has one resource type.
 		rt := string(resourceTypeOf(*q.ServiceType))
@@ -118,8 +100,24 @@ func (s *Server) ListICCOperationsV2(ctx context.Context, req gen.ListICCOperati
 		}
 		f.ResourceType = rt
 	}
-	f.Latest = q.Latest != nil && *q.Latest == gen.ListICCOperationsV2ParamsLatestTrue
+	f.Latest = value(q.Latest) == "true"
 	return iccOperationV2List{ctx: ctx, store: s.store, filter: f}, nil
+}
+
+// value is a query parameter's value, "" (any, to a filter) when absent.
+func value[T ~string](p *T) string {
+	if p == nil {
+		return ""
+	}
+	return string(*p)
+}
+
+// uuidValue is a UUID parameter in lower case, as ids are stored.
+func uuidValue(p *openapi_types.UUID) string {
+	if p == nil {
+		return ""
+	}
+	return p.String()
 }
 
 // iccOperationV2List streams {"operations": [...]} in the v2.0 shape. Its

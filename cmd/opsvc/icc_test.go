@@ -45,7 +45,13 @@ func putICC(tb testing.TB, s *service, id string, body any, token string) result
 // listICC lists with a query and returns the operation ids in order.
 func listICC(tb testing.TB, s *service, query, token string) []string {
 	tb.Helper()
-	r := s.do(tb, http.MethodGet, "/v1.0/icc/operations"+query, nil, "X-Auth-Token", token)
+	return listIDs(tb, s, "/v1.0/icc/operations"+query, "operation_id", token)
+}
+
+// listIDs lists path and returns each item's idKey, in order.
+func listIDs(tb testing.TB, s *service, path, idKey, token string) []string {
+	tb.Helper()
+	r := s.do(tb, http.MethodGet, path, nil, "X-Auth-Token", token)
 	wantStatus(tb, r, 200)
 	var l struct{ Operations []doc }
 	if err := json.Unmarshal(r.body, &l); err != nil {
@@ -53,7 +59,7 @@ func listICC(tb testing.TB, s *service, query, token string) []string {
 	}
 	ids := []string{}
 	for _, op := range l.Operations {
-		ids = append(ids, op["operation_id"].(string))
+		ids = append(ids, op[idKey].(string))
 	}
 	return ids
 }

@@ -11,17 +11,7 @@ import (
 // listV2 lists through B3 with a query and returns the operation ids in order.
 func listV2(tb testing.TB, s *service, query, token string) []string {
 	tb.Helper()
-	r := s.do(tb, http.MethodGet, "/v2.0/operations"+query, nil, "X-Auth-Token", token)
-	wantStatus(tb, r, 200)
-	var l struct{ Operations []doc }
-	if err := json.Unmarshal(r.body, &l); err != nil {
-		tb.Fatal(err)
-	}
-	ids := []string{}
-	for _, op := range l.Operations {
-		ids = append(ids, op["id"].(string))
-	}
-	return ids
+	return listIDs(tb, s, "/v2.0/operations"+query, "id", token)
 }
 
 func showV2(tb testing.TB, s *service, id, token string) result {
