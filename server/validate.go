@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -96,7 +97,8 @@ func (v *validator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 // validateBody checks the decoded body against its operation's schema. A
 // value of the wrong JSON type anywhere is reported first (010001), whatever
 // else is wrong. With keep, the handler binds the validated value instead of
-// decoding the body again.
+// decoding the body again; without, it decodes a body that holds only the
+// members the schema names (exactMembers).
 func validateBody(c echo.Context, rb *openapi3.RequestBody, keep bool) error {
 	r := c.Request()
 	value := c.Get(bodyValueKey)
@@ -126,8 +128,44 @@ func validateBody(c echo.Context, rb *openapi3.RequestBody, keep bool) error {
 	}
 	if keep {
 		r.Body = validatedBody{ReadCloser: r.Body, value: value}
+		return nil
 	}
+	// The handler decodes the body again, with encoding/json, which matches
+	// member names case-insensitively: "Operation_Status" or
+	// "REQUEST_BODY" after the validated members would replace their
+	// values unchecked. It gets only the members the schema names.
+	text, _ := c.Get(bodyBytesKey).([]byte)
+	b, err := exactMembers(text, schema.Properties)
+	if err != nil {
+		return &FieldError{Field: "body", Reason: "not JSON: " + err.Error(), Syntax: true}
+	}
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	r.ContentLength = int64(len(b))
 	return nil
+}
+
+// exactMembers is body, a JSON object, with only the members named in
+// props, spelled exactly, each with the text of its last value (the one the
+// validator saw), whitespace aside. Only the top level is filtered: it is for
+// bodies whose nested objects are bound as raw JSON text (RawMessage), which
+// no member name can redirect.
+func exactMembers(body []byte, props openapi3.Schemas) ([]byte, error) {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(body, &members); err != nil {
+		return nil, err
+	}
+	for name := range members {
+		if _, ok := props[name]; !ok {
+			delete(members, name)
+		}
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // the values' text as sent: no \u003c for <
+	if err := enc.Encode(members); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }
 
 // validatedBody hands the validated value to the generated strict handler,

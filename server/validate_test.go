@@ -1,10 +1,17 @@
 package server
 
 import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
+
 	"example.com/opsvc/gen"
+	"example.com/opsvc/store"
 )
 
 func TestFieldPath(t *testing.T) {
@@ -204,5 +211,61 @@ func TestDecodeJSON(t *testing.T) {
 		if _, err := decodeJSON([]byte(in)); err != nil {
 			t.Errorf("%q: %v", in, err)
 		}
+	}
+}
+
+func TestExactMembers(t *testing.T) {
+	props := openapi3.Schemas{"a": nil, "request_body": nil}
+	tests := []struct{ name, in, want string }{
+		{"text as sent, whitespace aside", `{"a": "<&> \u00a5 \u2028", "request_body": {"x": [1.50, -0, 1e400]}}`, `{"a":"<&> \u00a5 \u2028","request_body":{"x":[1.50,-0,1e400]}}`},
+		{"unknown and differently cased members are dropped", `{"a":1,"A":2,"Request_Body":"x","ſ":3,"b":4}`, `{"a":1}`},
+		{"the last of duplicates, as the validator saw", `{"a":1,"a":2}`, `{"a":2}`},
+		{"escaped names are names", `{"\u0061":1}`, `{"a":1}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := exactMembers([]byte(tt.in), props)
+			if err != nil || strings.TrimSpace(string(got)) != tt.want {
+				t.Fatalf("got %s %v, want %s", got, err, tt.want)
+			}
+		})
+	}
+}
+
+// recordingStore answers every B2 write as created, and keeps what it was
+// given.
+type recordingStore struct {
+	fakeStore
+	got *store.ICCOperation
+}
+
+func (r *recordingStore) PutICCOperation(_ context.Context, op store.ICCOperation) (store.ICCOperation, bool, error) {
+	*r.got = op
+	return op, true, nil
+}
+
+// B2's handler decodes the body itself, with encoding/json, which matches
+// member names case-insensitively: members spelled otherwise, after the ones
+// the validator checked, were recorded unchecked (an operation_status
+// "bogus", a request_body that is a string, a tenant_id with spaces). Found by
+// FuzzPutICCOperation.
+func TestServer_PutICCOperation_memberNamesAreExact(t *testing.T) {
+	var got store.ICCOperation
+	s, err := New(Options{Store: &recordingStore{got: &got}, Auth: adminTokens{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const body = `{"connection_id":"a80c1728-cc0c-11e6-8080-525400060300","tenant_id":"t","order_type":"Create","phase":"prepare_connection",` +
+		`"operation_status":"processing","reception_datetime":"2026-11-23 10:00:00","request_body":{"s":"<&>"},` +
+		`"Operation_Status":"bogus","REQUEST_BODY":"x","Tenant_ID":" spaced ","Commit_Datetime":"2026-11-23 10:00:01","ORDER_TYPE":"Delete"}`
+	req := httptest.NewRequest(http.MethodPut, "/v1.0/icc/operations/op-1", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Auth-Token", "admin")
+	w := serve(t, s, req)
+	if w.Code != http.StatusCreated {
+		t.Fatalf("got %d %s, want 201", w.Code, w.Body)
+	}
+	if got.OperationStatus != "processing" || got.TenantID != "t" || got.OrderType != "Create" || got.CommitDatetime != nil || string(got.RequestBody) != `{"s":"<&>"}` {
+		t.Fatalf("recorded %+v (request_body %s): not the validated members", got, got.RequestBody)
 	}
 }
