@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -81,6 +82,9 @@ func (v *validator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			params[name] = value
 		}
+		if err := singleValued(r, route); err != nil {
+			return err
+		}
 		in := &openapi3filter.RequestValidationInput{Request: r, PathParams: params, Route: route, Options: v.opts}
 		if err := openapi3filter.ValidateRequest(r.Context(), in); err != nil {
 			return validationError(err)
@@ -92,6 +96,30 @@ func (v *validator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
+}
+
+// singleValued refuses a query parameter given more than once (010002,
+// naming it) unless its schema is an array: kin-openapi would check the first
+// value only, and the generated binding refuses them all, naming no
+// parameter.
+func singleValued(r *http.Request, route *routers.Route) error {
+	if r.URL.RawQuery == "" {
+		return nil
+	}
+	q := r.URL.Query()
+	for _, params := range []openapi3.Parameters{route.PathItem.Parameters, route.Operation.Parameters} {
+		for _, p := range params {
+			v := p.Value
+			if v == nil || v.In != openapi3.ParameterInQuery || len(q[v.Name]) < 2 {
+				continue
+			}
+			if v.Schema != nil && v.Schema.Value != nil && v.Schema.Value.Type.Is(openapi3.TypeArray) {
+				continue
+			}
+			return &FieldError{Field: v.Name, Reason: "must be given once"}
+		}
+	}
+	return nil
 }
 
 // validateBody checks the decoded body against its operation's schema. A

@@ -269,3 +269,36 @@ func TestServer_PutICCOperation_memberNamesAreExact(t *testing.T) {
 		t.Fatalf("recorded %+v (request_body %s): not the validated members", got, got.RequestBody)
 	}
 }
+
+// A query parameter given twice was refused by the generated binding as
+// `body: Invalid format for parameter ...` (010001 on /v1/): it is a bad
+// value of that parameter. Found by FuzzListICCOperations.
+func TestServer_queryParameterGivenTwice(t *testing.T) {
+	s, err := New(Options{Store: fakeStore{}, Auth: adminTokens{}, AllowedCIDRs: mustPrefixes("127.0.0.0/8")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		target string
+		status int
+		want   string
+	}{
+		{"/v1/operations?format=list&format=detail-list", 400, `{"error_code":"010002","error_message":"format: must be given once","data_consistency":"rolled back"}`},
+		{"/v1/operations?format=list&format=list", 400, `{"error_code":"010002","error_message":"format: must be given once","data_consistency":"rolled back"}`},
+		{"/v1.0/icc/operations?latest=true&latest=true", 400, `{"cause":"latest: must be given once"}`},
+		{"/v1.0/icc/operations?phase=update_connection&order_type=Create&order_type=Update", 400, `{"cause":"order_type: must be given once"}`},
+		{"/v2.0/operations?request_type=Create&request_type=Update", 400, `{"cause":"request_type: must be given once"}`},
+		{"/v2.0/operations?unknown=1&unknown=2", 200, `{"operations":[]}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.target, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodGet, tt.target, nil)
+			req.RemoteAddr = "127.0.0.1:1"
+			req.Header.Set("X-Auth-Token", "admin")
+			w := serve(t, s, req)
+			if w.Code != tt.status || strings.TrimSpace(w.Body.String()) != tt.want {
+				t.Fatalf("got %d %s, want %d %s", w.Code, w.Body, tt.status, tt.want)
+			}
+		})
+	}
+}
