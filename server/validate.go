@@ -359,6 +359,15 @@ func schemaFieldError(e *openapi3.SchemaError, field string) *FieldError {
 	if p := fieldPath(e.JSONPointer()); p != "" {
 		field = p
 	}
+	// An allOf refusal (a time with a description of its own) says only
+	// "doesn't match all schemas from allOf"; the part it failed says why.
+	for e.SchemaField == "allOf" {
+		var part *openapi3.SchemaError
+		if !errors.As(e.Origin, &part) {
+			break
+		}
+		e = part
+	}
 	return &FieldError{Field: field, Reason: schemaReason(e), Syntax: e.SchemaField == "type"}
 }
 

@@ -302,3 +302,29 @@ func TestServer_queryParameterGivenTwice(t *testing.T) {
 		})
 	}
 }
+
+// A refused field behind allOf (the MSF times, resource_type) was answered
+// "doesn't match all schemas from allOf", which says nothing of what is
+// wrong. Seen in FuzzPutOperation's corpus.
+func TestServer_allOfRefusalSaysWhy(t *testing.T) {
+	s, err := New(Options{Store: fakeStore{}, Auth: adminTokens{}, AllowedCIDRs: mustPrefixes("127.0.0.1/32")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ path, body, want string }{
+		{"/v1/operations/a", `{"operation_id":"a","occurred_time":"2026-11-23","last_update_time":"20261123_101500","status":"executing","request":{"uri":"/x","method":"POST","body":""}}`,
+			`{"error_code":"010002","error_message":"occurred_time: string doesn't match the regular expression \"^[1-9][0-9]{7}[_ ][0-9]{6}$\"","data_consistency":"rolled back"}`},
+		{"/v1.0/icc/operations/a", `{"connection_id":"a80c1728-cc0c-11e6-8080-525400060300","tenant_id":"t","order_type":"Create","phase":"prepare_connection","operation_status":"processing","reception_datetime":"2026-11-23 10:00:00","request_body":{},"resource_type":"vpn"}`,
+			`{"cause":"resource_type: value is not one of the allowed values [\"aws_connection\",\"tenant_connection_request\",\"tenant_connection\"]"}`},
+	}
+	for _, tt := range tests {
+		req := httptest.NewRequest(http.MethodPut, tt.path, strings.NewReader(tt.body))
+		req.RemoteAddr = "127.0.0.1:1"
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Auth-Token", "admin")
+		w := serve(t, s, req)
+		if w.Code != http.StatusBadRequest || strings.TrimSpace(w.Body.String()) != tt.want {
+			t.Errorf("%s: got %d %s, want 400 %s", tt.path, w.Code, w.Body, tt.want)
+		}
+	}
+}
