@@ -11,7 +11,7 @@ AUTH_TOKENS_FILE ?= testdata/tokens.json
 export DATABASE_URL AUTH_TOKENS_FILE
 
 .DEFAULT_GOAL := help
-.PHONY: help generate check-generated build run test test-short faults lint lint-spec tidy-check keystone-up keystone-down bench bench-go
+.PHONY: help generate check-generated build run test test-short faults fuzz lint lint-spec tidy-check keystone-up keystone-down bench bench-go
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -46,6 +46,19 @@ bench-go: ## Go benchmarks: validation, the A1 handler in process, the store wri
 
 faults: ## the fault scenarios (issue 8) on a private MariaDB, with their figures: database killed, frozen, down at start; SIGTERM under load
 	OPSVC_FAULTS=1 $(GO) test -race -count=1 -timeout 15m -run '^TestFault_' -v ./cmd/opsvc/
+
+# make fuzz: every Fuzz target of server/ (A1 and B2 bodies, B1 and B3 query
+# strings, path ids), one after the other, FUZZTIME each: 5 targets at 2m is
+# 10 minutes. A failing input is written to server/testdata/fuzz/<FuzzName>/;
+# fix the bug and commit the input, which then runs as a seed in make test.
+FUZZTIME ?= 2m
+
+fuzz: ## fuzz each target of server/fuzz_test.go for FUZZTIME (default 2m: 10 minutes in all; not part of CI)
+	@failed=; for t in $$($(GO) test -list '^Fuzz' ./server/ | grep '^Fuzz'); do \
+		echo "=== $$t for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./server/ || failed="$$failed $$t"; \
+	done; \
+	test -z "$$failed" || { echo "fuzz: failed:$$failed (inputs in server/testdata/fuzz/)"; exit 1; }
 
 lint: ## gofmt, go vet, and the import arrows of STYLE.md
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); test -z "$$out" || { echo "gofmt would change: $$out"; exit 1; }

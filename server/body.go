@@ -41,8 +41,12 @@ const (
 	decodeCostPerValue = 64
 )
 
-// bodyValueKey is where readBody leaves the decoded body for the validator.
-const bodyValueKey = "opsvc.body"
+// bodyValueKey is where readBody leaves the decoded body for the validator,
+// and bodyBytesKey its text.
+const (
+	bodyValueKey = "opsvc.body"
+	bodyBytesKey = "opsvc.body.text"
+)
 
 // bodyBudget bounds the memory that request bodies being read and decoded
 // may take at once: each request holds its estimated decode cost until it is
@@ -123,6 +127,7 @@ func (s *Server) readBody(next echo.HandlerFunc) echo.HandlerFunc {
 				return &FieldError{Field: "body", Reason: "not JSON: " + err.Error(), Syntax: true}
 			}
 			c.Set(bodyValueKey, v)
+			c.Set(bodyBytesKey, b)
 		}
 		r.Body = io.NopCloser(bytes.NewReader(b))
 		r.ContentLength = int64(len(b))

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -81,7 +82,7 @@ func (v *validator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			params[name] = value
 		}
-		if err := checkRepeats(r, route); err != nil {
+		if err := singleValued(r, route); err != nil {
 			return err
 		}
 		in := &openapi3filter.RequestValidationInput{Request: r, PathParams: params, Route: route, Options: v.opts}
@@ -97,18 +98,25 @@ func (v *validator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// checkRepeats refuses a query parameter given more than once: every one the
-// spec declares takes a single value (010002, naming it). kin-openapi would
-// validate the first and the handler's binding refuse the rest, naming no
+// singleValued refuses a query parameter given more than once (010002,
+// naming it) unless its schema is an array: kin-openapi would check the first
+// value only, and the generated binding refuses them all, naming no
 // parameter.
-func checkRepeats(r *http.Request, route *routers.Route) error {
+func singleValued(r *http.Request, route *routers.Route) error {
 	if r.URL.RawQuery == "" {
 		return nil
 	}
-	query := r.URL.Query()
-	for _, p := range route.Operation.Parameters {
-		if p.Value != nil && p.Value.In == openapi3.ParameterInQuery && len(query[p.Value.Name]) > 1 {
-			return &FieldError{Field: p.Value.Name, Reason: "must be given once"}
+	q := r.URL.Query()
+	for _, params := range []openapi3.Parameters{route.PathItem.Parameters, route.Operation.Parameters} {
+		for _, p := range params {
+			v := p.Value
+			if v == nil || v.In != openapi3.ParameterInQuery || len(q[v.Name]) < 2 {
+				continue
+			}
+			if v.Schema != nil && v.Schema.Value != nil && v.Schema.Value.Type.Is(openapi3.TypeArray) {
+				continue
+			}
+			return &FieldError{Field: v.Name, Reason: "must be given once"}
 		}
 	}
 	return nil
@@ -117,7 +125,8 @@ func checkRepeats(r *http.Request, route *routers.Route) error {
 // validateBody checks the decoded body against its operation's schema. A
 // value of the wrong JSON type anywhere is reported first (010001), whatever
 // else is wrong. With keep, the handler binds the validated value instead of
-// decoding the body again.
+// decoding the body again; without, it decodes a body that holds only the
+// members the schema names (exactMembers).
 func validateBody(c echo.Context, rb *openapi3.RequestBody, keep bool) error {
 	r := c.Request()
 	value := c.Get(bodyValueKey)
@@ -147,8 +156,44 @@ func validateBody(c echo.Context, rb *openapi3.RequestBody, keep bool) error {
 	}
 	if keep {
 		r.Body = validatedBody{ReadCloser: r.Body, value: value}
+		return nil
 	}
+	// The handler decodes the body again, with encoding/json, which matches
+	// member names case-insensitively: "Operation_Status" or
+	// "REQUEST_BODY" after the validated members would replace their
+	// values unchecked. It gets only the members the schema names.
+	text, _ := c.Get(bodyBytesKey).([]byte)
+	b, err := exactMembers(text, schema.Properties)
+	if err != nil {
+		return &FieldError{Field: "body", Reason: "not JSON: " + err.Error(), Syntax: true}
+	}
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	r.ContentLength = int64(len(b))
 	return nil
+}
+
+// exactMembers is body, a JSON object, with only the members named in
+// props, spelled exactly, each with the text of its last value (the one the
+// validator saw), whitespace aside. Only the top level is filtered: it is for
+// bodies whose nested objects are bound as raw JSON text (RawMessage), which
+// no member name can redirect.
+func exactMembers(body []byte, props openapi3.Schemas) ([]byte, error) {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(body, &members); err != nil {
+		return nil, err
+	}
+	for name := range members {
+		if _, ok := props[name]; !ok {
+			delete(members, name)
+		}
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // the values' text as sent: no \u003c for <
+	if err := enc.Encode(members); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }
 
 // validatedBody hands the validated value to the generated strict handler,
@@ -313,6 +358,15 @@ func validationError(err error) error {
 func schemaFieldError(e *openapi3.SchemaError, field string) *FieldError {
 	if p := fieldPath(e.JSONPointer()); p != "" {
 		field = p
+	}
+	// An allOf refusal (a time with a description of its own) says only
+	// "doesn't match all schemas from allOf"; the part it failed says why.
+	for e.SchemaField == "allOf" {
+		var part *openapi3.SchemaError
+		if !errors.As(e.Origin, &part) {
+			break
+		}
+		e = part
 	}
 	return &FieldError{Field: field, Reason: schemaReason(e), Syntax: e.SchemaField == "type"}
 }

@@ -1,10 +1,17 @@
 package server
 
 import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
+
 	"example.com/opsvc/gen"
+	"example.com/opsvc/store"
 )
 
 func TestFieldPath(t *testing.T) {
@@ -203,6 +210,121 @@ func TestDecodeJSON(t *testing.T) {
 	for _, in := range []string{`{}`, " {\"a\": [1, 2.5e3]}\n\t ", `"x"`, `null`} {
 		if _, err := decodeJSON([]byte(in)); err != nil {
 			t.Errorf("%q: %v", in, err)
+		}
+	}
+}
+
+func TestExactMembers(t *testing.T) {
+	props := openapi3.Schemas{"a": nil, "request_body": nil}
+	tests := []struct{ name, in, want string }{
+		{"text as sent, whitespace aside", `{"a": "<&> \u00a5 \u2028", "request_body": {"x": [1.50, -0, 1e400]}}`, `{"a":"<&> \u00a5 \u2028","request_body":{"x":[1.50,-0,1e400]}}`},
+		{"unknown and differently cased members are dropped", `{"a":1,"A":2,"Request_Body":"x","ſ":3,"b":4}`, `{"a":1}`},
+		{"the last of duplicates, as the validator saw", `{"a":1,"a":2}`, `{"a":2}`},
+		{"escaped names are names", `{"\u0061":1}`, `{"a":1}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := exactMembers([]byte(tt.in), props)
+			if err != nil || strings.TrimSpace(string(got)) != tt.want {
+				t.Fatalf("got %s %v, want %s", got, err, tt.want)
+			}
+		})
+	}
+}
+
+// recordingStore answers every B2 write as created, and keeps what it was
+// given.
+type recordingStore struct {
+	fakeStore
+	got *store.ICCOperation
+}
+
+func (r *recordingStore) PutICCOperation(_ context.Context, op store.ICCOperation) (store.ICCOperation, bool, error) {
+	*r.got = op
+	return op, true, nil
+}
+
+// B2's handler decodes the body itself, with encoding/json, which matches
+// member names case-insensitively: members spelled otherwise, after the ones
+// the validator checked, were recorded unchecked (an operation_status
+// "bogus", a request_body that is a string, a tenant_id with spaces). Found by
+// FuzzPutICCOperation.
+func TestServer_PutICCOperation_memberNamesAreExact(t *testing.T) {
+	var got store.ICCOperation
+	s, err := New(Options{Store: &recordingStore{got: &got}, Auth: adminTokens{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const body = `{"connection_id":"a80c1728-cc0c-11e6-8080-525400060300","tenant_id":"t","order_type":"Create","phase":"prepare_connection",` +
+		`"operation_status":"processing","reception_datetime":"2026-11-23 10:00:00","request_body":{"s":"<&>"},` +
+		`"Operation_Status":"bogus","REQUEST_BODY":"x","Tenant_ID":" spaced ","Commit_Datetime":"2026-11-23 10:00:01","ORDER_TYPE":"Delete"}`
+	req := httptest.NewRequest(http.MethodPut, "/v1.0/icc/operations/op-1", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Auth-Token", "admin")
+	w := serve(t, s, req)
+	if w.Code != http.StatusCreated {
+		t.Fatalf("got %d %s, want 201", w.Code, w.Body)
+	}
+	if got.OperationStatus != "processing" || got.TenantID != "t" || got.OrderType != "Create" || got.CommitDatetime != nil || string(got.RequestBody) != `{"s":"<&>"}` {
+		t.Fatalf("recorded %+v (request_body %s): not the validated members", got, got.RequestBody)
+	}
+}
+
+// A query parameter given twice was refused by the generated binding as
+// `body: Invalid format for parameter ...` (010001 on /v1/): it is a bad
+// value of that parameter. Found by FuzzListICCOperations.
+func TestServer_queryParameterGivenTwice(t *testing.T) {
+	s, err := New(Options{Store: fakeStore{}, Auth: adminTokens{}, AllowedCIDRs: mustPrefixes("127.0.0.0/8")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		target string
+		status int
+		want   string
+	}{
+		{"/v1/operations?format=list&format=detail-list", 400, `{"error_code":"010002","error_message":"format: must be given once","data_consistency":"rolled back"}`},
+		{"/v1/operations?format=list&format=list", 400, `{"error_code":"010002","error_message":"format: must be given once","data_consistency":"rolled back"}`},
+		{"/v1.0/icc/operations?latest=true&latest=true", 400, `{"cause":"latest: must be given once"}`},
+		{"/v1.0/icc/operations?phase=update_connection&order_type=Create&order_type=Update", 400, `{"cause":"order_type: must be given once"}`},
+		{"/v2.0/operations?request_type=Create&request_type=Update", 400, `{"cause":"request_type: must be given once"}`},
+		{"/v2.0/operations?unknown=1&unknown=2", 200, `{"operations":[]}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.target, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodGet, tt.target, nil)
+			req.RemoteAddr = "127.0.0.1:1"
+			req.Header.Set("X-Auth-Token", "admin")
+			w := serve(t, s, req)
+			if w.Code != tt.status || strings.TrimSpace(w.Body.String()) != tt.want {
+				t.Fatalf("got %d %s, want %d %s", w.Code, w.Body, tt.status, tt.want)
+			}
+		})
+	}
+}
+
+// A refused field behind allOf (the MSF times, resource_type) was answered
+// "doesn't match all schemas from allOf", which says nothing of what is
+// wrong. Seen in FuzzPutOperation's corpus.
+func TestServer_allOfRefusalSaysWhy(t *testing.T) {
+	s, err := New(Options{Store: fakeStore{}, Auth: adminTokens{}, AllowedCIDRs: mustPrefixes("127.0.0.1/32")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ path, body, want string }{
+		{"/v1/operations/a", `{"operation_id":"a","occurred_time":"2026-11-23","last_update_time":"20261123_101500","status":"executing","request":{"uri":"/x","method":"POST","body":""}}`,
+			`{"error_code":"010002","error_message":"occurred_time: string doesn't match the regular expression \"^[1-9][0-9]{7}[_ ][0-9]{6}$\"","data_consistency":"rolled back"}`},
+		{"/v1.0/icc/operations/a", `{"connection_id":"a80c1728-cc0c-11e6-8080-525400060300","tenant_id":"t","order_type":"Create","phase":"prepare_connection","operation_status":"processing","reception_datetime":"2026-11-23 10:00:00","request_body":{},"resource_type":"vpn"}`,
+			`{"cause":"resource_type: value is not one of the allowed values [\"aws_connection\",\"tenant_connection_request\",\"tenant_connection\"]"}`},
+	}
+	for _, tt := range tests {
+		req := httptest.NewRequest(http.MethodPut, tt.path, strings.NewReader(tt.body))
+		req.RemoteAddr = "127.0.0.1:1"
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Auth-Token", "admin")
+		w := serve(t, s, req)
+		if w.Code != http.StatusBadRequest || strings.TrimSpace(w.Body.String()) != tt.want {
+			t.Errorf("%s: got %d %s, want 400 %s", tt.path, w.Code, w.Body, tt.want)
 		}
 	}
 }
