@@ -133,8 +133,13 @@ func TestStore_commitFaults(t *testing.T) {
 				p.FailNext(tt.msf, tt.fault)
 				err := timed(t, "PutOperation", func() error { return s.PutOperation(ctx, newOperation("msf")) })
 				checkCommitFault(t, err, tt.wantUnknown || tt.msf == "UPDATE")
-				_, err = direct.GetOperation(ctx, "msf")
-				if stored := err == nil; stored != tt.wantStored {
+				// The server may still be committing when the store sees
+				// the connection cut: a commit is looked for until it shows.
+				stored := settles(tt.wantStored, func() bool {
+					_, err = direct.GetOperation(ctx, "msf")
+					return err == nil
+				})
+				if stored != tt.wantStored {
 					t.Errorf("stored = %v (%v), want %v", stored, err, tt.wantStored)
 				}
 			})
@@ -145,15 +150,31 @@ func TestStore_commitFaults(t *testing.T) {
 					return err
 				})
 				checkCommitFault(t, err, tt.wantUnknown)
-				n := 0
-				_ = direct.ListICCOperations(ctx, ICCFilter{AllTenants: true}, func(ICCOperation) error { n++; return nil })
-				if stored := n == 1; stored != tt.wantStored {
+				stored := settles(tt.wantStored, func() bool {
+					n := 0
+					_ = direct.ListICCOperations(ctx, ICCFilter{AllTenants: true}, func(ICCOperation) error { n++; return nil })
+					return n == 1
+				})
+				if stored != tt.wantStored {
 					t.Errorf("stored = %v, want %v", stored, tt.wantStored)
 				}
 			})
 			// The store recovers: the broken connection is not reused.
 			mustPutOperation(t, s, newOperation("next"))
 		})
+	}
+}
+
+// settles asks stored until it says want, for up to 5 s, and returns its
+// last answer.
+func settles(want bool, stored func() bool) bool {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := stored()
+		if got == want || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
