@@ -11,7 +11,7 @@ AUTH_TOKENS_FILE ?= testdata/tokens.json
 export DATABASE_URL AUTH_TOKENS_FILE
 
 .DEFAULT_GOAL := help
-.PHONY: help generate check-generated build run test test-short faults lint lint-spec tidy-check keystone-up keystone-down bench bench-go
+.PHONY: help generate check-generated build run test test-short faults soak lint lint-spec tidy-check keystone-up keystone-down bench bench-go
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -46,6 +46,15 @@ bench-go: ## Go benchmarks: validation, the A1 handler in process, the store wri
 
 faults: ## the fault scenarios (issue 8) on a private MariaDB, with their figures: database killed, frozen, down at start; SIGTERM under load
 	OPSVC_FAULTS=1 $(GO) test -race -count=1 -timeout 15m -run '^TestFault_' -v ./cmd/opsvc/
+
+# make soak: SOAK_DURATION of load (10m by default) on NAME_soak of
+# BENCH_DATABASE_URL's server; SOAK_FLAGS go to opsbench soak.
+SOAK_DURATION ?= 10m
+SOAK_FLAGS ?=
+
+soak: build ## 10 minutes (SOAK_DURATION) of mixed writes and reads over 32 connections on MariaDB: fails on any error or 5xx, or when RSS, goroutines, files or database connections are not flat
+	$(GO) build -o bin/opsbench ./cmd/opsbench
+	bin/opsbench soak -service $(BIN) -duration $(SOAK_DURATION) $(SOAK_FLAGS)
 
 lint: ## gofmt, go vet, and the import arrows of STYLE.md
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); test -z "$$out" || { echo "gofmt would change: $$out"; exit 1; }
