@@ -11,7 +11,7 @@ AUTH_TOKENS_FILE ?= testdata/tokens.json
 export DATABASE_URL AUTH_TOKENS_FILE
 
 .DEFAULT_GOAL := help
-.PHONY: help generate check-generated build run test test-short faults fuzz lint lint-spec tidy-check keystone-up keystone-down bench bench-go
+.PHONY: help generate check-generated build run test test-short faults fuzz soak lint lint-spec tidy-check keystone-up keystone-down bench bench-go
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -59,6 +59,15 @@ fuzz: ## fuzz each target of server/fuzz_test.go for FUZZTIME (default 2m: 10 mi
 		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./server/ || failed="$$failed $$t"; \
 	done; \
 	test -z "$$failed" || { echo "fuzz: failed:$$failed (inputs in server/testdata/fuzz/)"; exit 1; }
+
+# make soak: SOAK_DURATION of load (10m by default) on NAME_soak of
+# BENCH_DATABASE_URL's server; SOAK_FLAGS go to opsbench soak.
+SOAK_DURATION ?= 10m
+SOAK_FLAGS ?=
+
+soak: build ## 10 minutes (SOAK_DURATION) of mixed writes and reads over 32 connections on MariaDB: fails on any error or 5xx, or when RSS, goroutines, files or database connections are not flat
+	$(GO) build -o bin/opsbench ./cmd/opsbench
+	bin/opsbench soak -service $(BIN) -duration $(SOAK_DURATION) $(SOAK_FLAGS)
 
 lint: ## gofmt, go vet, and the import arrows of STYLE.md
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); test -z "$$out" || { echo "gofmt would change: $$out"; exit 1; }

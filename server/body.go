@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -99,8 +100,12 @@ func (s *Server) readBody(next echo.HandlerFunc) echo.HandlerFunc {
 		defer func() { s.bodies.sem.Release(held) }()
 
 		b, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The client is too slow: the http.Server's ReadTimeout passed.
+			return fmt.Errorf("%w: %w", errBodyTimeout, &FieldError{Field: "body", Reason: "not received within the read timeout", Syntax: true})
+		}
 		if err != nil {
-			// The client went away or ran past the server's ReadTimeout.
+			// The client went away.
 			return &FieldError{Field: "body", Reason: "could not be read", Syntax: true}
 		}
 		if len(b) > MaxBodyBytes {

@@ -38,6 +38,10 @@ var (
 	errDatabase  = errors.New("database failure")
 	// errBusy is a request that found no room to read its body (BodyMemory).
 	errBusy = errors.New("busy: too many large requests at once, retry later")
+	// errBodyTimeout is a body not received before the server's read
+	// deadline. net/http then cancels the request's context, but the client
+	// is still there, waiting for an answer: it gets one.
+	errBodyTimeout = errors.New("body read timeout")
 )
 
 // busyRetryAfter is the Retry-After of a 503 for errBusy, in seconds.
@@ -197,14 +201,18 @@ func errorBody(f family, r reply, dc gen.MSFErrorDataConsistency) any {
 // errors are logged here, once, with the request id; clients see only what the
 // contract allows.
 func (s *Server) errorHandler(err error, c echo.Context) {
-	if c.Request().Context().Err() != nil {
+	if c.Request().Context().Err() != nil && !errors.Is(err, errBodyTimeout) {
 		// The client went away (or the connection was cut at shutdown):
 		// whatever failed then failed because of that, and nobody is there
-		// to answer. Not a server error: the access log says 499.
+		// to answer. Not a server error: the access log says 499. The
+		// connection is aborted: returning would let net/http answer 200
+		// with an empty body (or end a list cut short as if whole) to a
+		// client that is in fact still reading, such as one that only
+		// closed its side for writing.
 		s.log.DebugContext(c.Request().Context(), "client went away",
 			"request_id", requestID(c), "error", err)
 		c.Response().Status = statusClientClosed
-		return
+		panic(http.ErrAbortHandler)
 	}
 	if c.Response().Committed {
 		s.log.ErrorContext(c.Request().Context(), "error after response started",

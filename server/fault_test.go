@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -58,7 +61,20 @@ func TestServer_clientGoneIs499(t *testing.T) {
 	req.Header.Set("Content-Type", "application/json")
 	req.RemoteAddr = "127.0.0.1:1234"
 	time.AfterFunc(50*time.Millisecond, cancel)
-	s.ServeHTTP(httptest.NewRecorder(), req)
+	rec := httptest.NewRecorder()
+	// The connection is aborted (net/http recovers http.ErrAbortHandler),
+	// so that net/http does not answer 200 in the handler's stead.
+	func() {
+		defer func() {
+			if p := recover(); p != http.ErrAbortHandler {
+				t.Fatalf("recovered %v, want http.ErrAbortHandler", p)
+			}
+		}()
+		s.ServeHTTP(rec, req)
+	}()
+	if rec.Body.Len() != 0 {
+		t.Fatalf("an answer was written: %s", rec.Body)
+	}
 
 	lines := logLines(t, &logs)
 	if len(lines) != 1 {
@@ -66,6 +82,37 @@ func TestServer_clientGoneIs499(t *testing.T) {
 	}
 	if l := lines[0]; l["msg"] != "request" || l["status"] != float64(499) {
 		t.Fatalf("want an access log line with status 499, got %s", logs.String())
+	}
+}
+
+// slowBody is a request body whose client ran past the server's read
+// deadline: net/http fails the read and cancels the request's context.
+type slowBody struct{ cancel context.CancelFunc }
+
+func (b slowBody) Read([]byte) (int, error) {
+	b.cancel()
+	return 0, &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
+}
+
+// A body not received within the read timeout is answered 400 010001 even
+// though net/http cancelled the request's context: the client is still there
+// (it was answered nothing, so net/http said 200).
+func TestServer_slowBodyIs400(t *testing.T) {
+	t.Parallel()
+	s, err := New(Options{Store: fakeStore{}, AllowedCIDRs: mustPrefixes("127.0.0.0/8")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req := httptest.NewRequest(http.MethodPut, "/v1/operations/a", io.NopCloser(slowBody{cancel})).WithContext(ctx)
+	req.ContentLength = 100
+	req.Header.Set("Content-Type", "application/json")
+	req.RemoteAddr = "127.0.0.1:1234"
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, req)
+	if w.Code != 400 || !strings.Contains(w.Body.String(), `"010001"`) || !strings.Contains(w.Body.String(), "read timeout") {
+		t.Fatalf("got %d %s, want 400 010001 naming the read timeout", w.Code, w.Body)
 	}
 }
 

@@ -249,3 +249,61 @@ func TestLastLine(t *testing.T) {
 		t.Errorf("not passed on: %q", sb.String())
 	}
 }
+
+func TestParseSoakConfig(t *testing.T) {
+	getenv := func(string) string { return "" }
+	c, err := parseSoakConfig(nil, getenv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Duration != 10*time.Minute || c.Every != time.Minute || c.Conns != 32 || c.DatabaseURL != defaultDatabaseURL {
+		t.Fatalf("defaults: got %+v", c)
+	}
+	for _, args := range [][]string{
+		{"-duration", "1s"},
+		{"-duration", "1m", "-every", "1m"},
+		{"-conns", "0"},
+		{"-whole-every", "0s"},
+		{"extra"},
+	} {
+		t.Run("refused: "+strings.Join(args, " "), func(t *testing.T) {
+			if _, err := parseSoakConfig(args, getenv, io.Discard); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+}
+
+func TestCheckFlat(t *testing.T) {
+	// A 10-minute run sampled every minute; resources grow by step a
+	// minute from minute 2 on.
+	run := func(rss, goroutines, files, db int) []sample {
+		var out []sample
+		for m := range 11 {
+			out = append(out, sample{at: time.Duration(m) * time.Minute,
+				rss: int64(40+rss*m) << 20, goroutines: 100 + goroutines*m, files: 60 + files*m, dbConns: 20})
+		}
+		return out
+	}
+	results := func(samples []sample) map[string]bool {
+		out := map[string]bool{}
+		for _, c := range checkFlat(samples, 10*time.Minute) {
+			out[c.rule.name] = c.ok
+		}
+		return out
+	}
+	if got := results(run(0, 0, 0, 0)); !got["RSS"] || !got["goroutines"] || !got["open files"] || !got["database connections"] {
+		t.Fatalf("flat resources: %v", got)
+	}
+	// The median of minutes 2 to 10 is minute 6: the last is 4 steps above.
+	leaks := results(run(2, 20, 5, 0))
+	if leaks["RSS"] || leaks["goroutines"] || leaks["open files"] || !leaks["database connections"] {
+		t.Fatalf("2 MiB, 20 goroutines and 5 files a minute are leaks: %v", leaks)
+	}
+	noise := run(0, 0, 0, 0)
+	noise[3].rss += 30 << 20 // a spike in the middle is no leak
+	noise[10].goroutines += 30
+	if got := results(noise); !got["RSS"] || !got["goroutines"] {
+		t.Fatalf("noise taken for a leak: %v", got)
+	}
+}

@@ -26,9 +26,12 @@ type Config struct {
 	ShutdownDrainDelay time.Duration // SHUTDOWN_DRAIN_DELAY: after SIGTERM, how long /readyz says 503 before the listener closes
 	ShutdownTimeout    time.Duration // SHUTDOWN_TIMEOUT: then, how long in-flight requests may take
 
-	MaxConnections int           // MAX_CONNECTIONS: open client connections at most; 0: from the open-file limit
-	IdleTimeout    time.Duration // IDLE_TIMEOUT: how long a keep-alive connection may wait for its next request
-	BodyMemory     int64         // BODY_MEMORY_MB (in MiB): what request bodies being decoded may take at once
+	MaxConnections    int           // MAX_CONNECTIONS: open client connections at most; 0: from the open-file limit
+	IdleTimeout       time.Duration // IDLE_TIMEOUT: how long a keep-alive connection may wait for its next request
+	ReadHeaderTimeout time.Duration // READ_HEADER_TIMEOUT: how long a client may take to send a request's line and headers
+	ReadTimeout       time.Duration // READ_TIMEOUT: how long it may take to send a whole request, body included
+	MaxHeaderBytes    int           // MAX_HEADER_BYTES: the most bytes of request line and headers read
+	BodyMemory        int64         // BODY_MEMORY_MB (in MiB): what request bodies being decoded may take at once
 
 	Keystone KeystoneConfig
 }
@@ -47,6 +50,13 @@ type KeystoneConfig struct {
 	Timeout     time.Duration // KEYSTONE_TIMEOUT
 }
 
+// MAX_HEADER_BYTES stays between 4 KiB (a request line and a Keystone token
+// with room to spare) and net/http's own default of 1 MiB.
+const (
+	minHeaderBytes = 4 << 10
+	maxHeaderBytes = 1 << 20
+)
+
 // loadConfig builds the Config from getenv, with the contract's defaults. A
 // bad value stops start-up with an error naming the variable.
 func loadConfig(getenv func(string) string) (Config, error) {
@@ -62,6 +72,9 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		ReadyTimeout:         time.Second,
 		ShutdownTimeout:      30 * time.Second,
 		IdleTimeout:          2 * time.Minute,
+		ReadHeaderTimeout:    10 * time.Second,
+		ReadTimeout:          time.Minute,
+		MaxHeaderBytes:       64 << 10,
 
 		Keystone: KeystoneConfig{
 			URL:         getenv("KEYSTONE_URL"),
@@ -98,6 +111,8 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		{"SHUTDOWN_DRAIN_DELAY", &c.ShutdownDrainDelay, true},
 		{"SHUTDOWN_TIMEOUT", &c.ShutdownTimeout, true},
 		{"IDLE_TIMEOUT", &c.IdleTimeout, false},
+		{"READ_HEADER_TIMEOUT", &c.ReadHeaderTimeout, false},
+		{"READ_TIMEOUT", &c.ReadTimeout, false},
 		{"KEYSTONE_CACHE_TTL", &c.Keystone.CacheTTL, true},
 		{"KEYSTONE_NEGATIVE_TTL", &c.Keystone.NegativeTTL, true},
 		{"KEYSTONE_TIMEOUT", &c.Keystone.Timeout, true},
@@ -129,6 +144,14 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		if c.MaxConnections, err = strconv.Atoi(v); err != nil || c.MaxConnections < 1 {
 			return Config{}, fmt.Errorf("MAX_CONNECTIONS: want a positive number, not %q", v)
 		}
+	}
+	if v := getenv("MAX_HEADER_BYTES"); v != "" {
+		if c.MaxHeaderBytes, err = strconv.Atoi(v); err != nil || c.MaxHeaderBytes < minHeaderBytes || c.MaxHeaderBytes > maxHeaderBytes {
+			return Config{}, fmt.Errorf("MAX_HEADER_BYTES: want a number of bytes from %d to %d, not %q", minHeaderBytes, maxHeaderBytes, v)
+		}
+	}
+	if c.ReadHeaderTimeout > c.ReadTimeout {
+		return Config{}, fmt.Errorf("READ_HEADER_TIMEOUT (%s) is longer than READ_TIMEOUT (%s), which bounds the whole request", c.ReadHeaderTimeout, c.ReadTimeout)
 	}
 	if k := c.Keystone; k.URL != "" && (k.Username == "" || k.Password == "" || k.Project == "") {
 		return Config{}, fmt.Errorf("KEYSTONE_URL is set: KEYSTONE_USERNAME, KEYSTONE_PASSWORD and KEYSTONE_PROJECT are required too")

@@ -30,6 +30,18 @@ func TestLoadConfig(t *testing.T) {
 			c.ShutdownDrainDelay != 0 || c.ShutdownTimeout != 30*time.Second || c.MaxConnections != 0 || c.IdleTimeout != 2*time.Minute {
 			t.Fatalf("reliability defaults: got %+v", c)
 		}
+		if c.ReadHeaderTimeout != 10*time.Second || c.ReadTimeout != time.Minute || c.MaxHeaderBytes != 64<<10 {
+			t.Fatalf("client limits: got %+v", c)
+		}
+	})
+	t.Run("client limits are read", func(t *testing.T) {
+		c, err := loadConfig(env("READ_HEADER_TIMEOUT", "2s", "READ_TIMEOUT", "30s", "MAX_HEADER_BYTES", "16384"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.ReadHeaderTimeout != 2*time.Second || c.ReadTimeout != 30*time.Second || c.MaxHeaderBytes != 16384 {
+			t.Fatalf("got %+v", c)
+		}
 	})
 	t.Run("reliability settings are read", func(t *testing.T) {
 		c, err := loadConfig(env("DATABASE_TIMEOUT", "2s", "DATABASE_START_TIMEOUT", "0", "READY_TIMEOUT", "500ms",
@@ -72,6 +84,10 @@ func TestLoadConfig(t *testing.T) {
 		{"both token modes", env("KEYSTONE_URL", "http://k/v3", "KEYSTONE_USERNAME", "u", "KEYSTONE_PASSWORD", "p",
 			"KEYSTONE_PROJECT", "s", "AUTH_TOKENS_FILE", "t.json"), "AUTH_TOKENS_FILE"},
 		{"bad log level", env("LOG_LEVEL", "loud"), "LOG_LEVEL"},
+		{"zero header timeout", env("READ_HEADER_TIMEOUT", "0"), "READ_HEADER_TIMEOUT"},
+		{"header timeout past the read timeout", env("READ_HEADER_TIMEOUT", "2m"), "READ_HEADER_TIMEOUT"},
+		{"header limit too small", env("MAX_HEADER_BYTES", "100"), "MAX_HEADER_BYTES"},
+		{"header limit above 1 MiB", env("MAX_HEADER_BYTES", "2097152"), "MAX_HEADER_BYTES"},
 	}
 	for _, tt := range refusals {
 		t.Run(tt.name, func(t *testing.T) {

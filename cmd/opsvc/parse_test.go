@@ -11,8 +11,8 @@ import (
 	"time"
 )
 
-// rawRequest sends raw bytes on a new connection and reads the answer.
-func rawRequest(t *testing.T, s *service, raw string) (*http.Response, []byte) {
+// sendRaw sends raw bytes on a new connection and reads the answer.
+func sendRaw(t *testing.T, s *service, raw string) (*http.Response, []byte) {
 	t.Helper()
 	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
 	if err != nil {
@@ -52,7 +52,7 @@ func TestUnparsableRequests(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, body := rawRequest(t, s, tt.raw)
+			resp, body := sendRaw(t, s, tt.raw)
 			if resp.StatusCode != tt.status || resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("X-Request-Id") == "" {
 				t.Fatalf("got %d %v %s", resp.StatusCode, resp.Header, body)
 			}

@@ -320,6 +320,38 @@ func TestClientGone(t *testing.T) {
 	}
 }
 
+// TestClientGone_halfClosed: a client that closes its side for writing
+// after its request still reads the answer, but net/http takes the closing
+// for a client gone and cancels the request; the service answered nothing,
+// so net/http answered 200 in its stead, and the write had not happened.
+// Now the connection is closed without an answer: the outcome is unknown to
+// the client, as it is.
+func TestClientGone_halfClosed(t *testing.T) {
+	t.Parallel()
+	dbURL, p := mustProxiedMySQL(t)
+	s := mustRunMain(t, faultEnv(dbURL))
+	p.Set(dbtest.Hang)
+	defer p.Set(dbtest.Pass)
+	body, _ := json.Marshal(minimal("half-closed", "executing", "20261123_100000"))
+	c, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "PUT /v1/operations/half-closed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(answerBound))
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	if len(got) != 0 {
+		t.Fatalf("got an answer to a request that was cancelled: %q", got)
+	}
+}
+
 type logLine struct {
 	Msg       string
 	Status    int

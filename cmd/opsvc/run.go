@@ -105,14 +105,18 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	// answered in the API's JSON too.
 	ln := newConnLimiter(server.WrapListener(tcp), maxConns, log)
 	hs := &http.Server{
-		Handler:           srv,
-		ReadHeaderTimeout: 10 * time.Second,
-		// A whole request, 4 MiB body included, within a minute: a client
-		// trickling its body can't hold a connection (and a shutdown) forever.
-		ReadTimeout: time.Minute,
-		IdleTimeout: cfg.IdleTimeout,
-		ConnState:   ln.track,
-		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		Handler: srv,
+		// A client sending its headers slowly (slow-loris) or not at all is
+		// cut after READ_HEADER_TIMEOUT; one trickling its body after
+		// READ_TIMEOUT (a minute by default, for 4 MiB): neither can hold a
+		// connection, and a shutdown, for long.
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		// Larger headers are answered 431 before any handler sees them.
+		MaxHeaderBytes: cfg.MaxHeaderBytes,
+		IdleTimeout:    cfg.IdleTimeout,
+		ConnState:      ln.track,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
