@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"time"
 
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
@@ -23,7 +24,7 @@ func (s *Server) ListICCOperations(ctx context.Context, req gen.ListICCOperation
 	f.Phase = value(q.Phase)
 	f.OperationStatus = value(q.OperationStatus)
 	f.Latest = value(q.Latest) == "true"
-	return iccOperationList{ctx: ctx, store: s.store, filter: f}, nil
+	return iccOperationList{ctx: ctx, store: s.store, filter: f, writeTimeout: s.streamWriteTimeout}, nil
 }
 
 // tenantFilter is the filter that scopes a list to what the caller may see:
@@ -38,13 +39,14 @@ func tenantFilter(ctx context.Context) (store.ICCFilter, error) {
 
 // iccOperationList streams {"operations": [...]}.
 type iccOperationList struct {
-	ctx    context.Context
-	store  Store
-	filter store.ICCFilter
+	ctx          context.Context
+	store        Store
+	filter       store.ICCFilter
+	writeTimeout time.Duration
 }
 
 func (l iccOperationList) VisitListICCOperationsResponse(w http.ResponseWriter) error {
-	st := newJSONStream(w, "operations")
+	st := newJSONStream(w, "operations", l.writeTimeout)
 	err := l.store.ListICCOperations(l.ctx, l.filter, func(op store.ICCOperation) error {
 		return st.addJSON(func(b []byte) []byte { return appendICCItem(b, op) })
 	})
@@ -101,7 +103,7 @@ func (s *Server) ListICCOperationsV2(ctx context.Context, req gen.ListICCOperati
 		f.ResourceType = rt
 	}
 	f.Latest = value(q.Latest) == "true"
-	return iccOperationV2List{ctx: ctx, store: s.store, filter: f}, nil
+	return iccOperationV2List{ctx: ctx, store: s.store, filter: f, writeTimeout: s.streamWriteTimeout}, nil
 }
 
 // value is a query parameter's value, "" (any, to a filter) when absent.
@@ -123,13 +125,14 @@ func uuidValue(p *openapi_types.UUID) string {
 // iccOperationV2List streams {"operations": [...]} in the v2.0 shape. Its
 // zero value is the empty list.
 type iccOperationV2List struct {
-	ctx    context.Context
-	store  Store
-	filter store.ICCFilter
+	ctx          context.Context
+	store        Store
+	filter       store.ICCFilter
+	writeTimeout time.Duration
 }
 
 func (l iccOperationV2List) VisitListICCOperationsV2Response(w http.ResponseWriter) error {
-	st := newJSONStream(w, "operations")
+	st := newJSONStream(w, "operations", l.writeTimeout)
 	if l.store == nil {
 		return st.finish(nil)
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"example.com/opsvc/gen"
 	"example.com/opsvc/store"
@@ -39,31 +40,33 @@ func (s *Server) GetOperation(ctx context.Context, req gen.GetOperationRequestOb
 // (A2), streamed.
 func (s *Server) ListOperations(ctx context.Context, req gen.ListOperationsRequestObject) (gen.ListOperationsResponseObject, error) {
 	if req.Params.Format != nil && *req.Params.Format == gen.DetailList {
-		return operationDetailList{ctx: ctx, store: s.store}, nil
+		return operationDetailList{ctx: ctx, store: s.store, writeTimeout: s.streamWriteTimeout}, nil
 	}
-	return operationIDList{ctx: ctx, store: s.store}, nil
+	return operationIDList{ctx: ctx, store: s.store, writeTimeout: s.streamWriteTimeout}, nil
 }
 
 // operationIDList streams {"operation_ids": [...]}.
 type operationIDList struct {
-	ctx   context.Context
-	store Store
+	ctx          context.Context
+	store        Store
+	writeTimeout time.Duration
 }
 
 func (l operationIDList) VisitListOperationsResponse(w http.ResponseWriter) error {
-	st := newJSONStream(w, "operation_ids")
+	st := newJSONStream(w, "operation_ids", l.writeTimeout)
 	err := l.store.ListOperationIDs(l.ctx, func(id string) error { return st.add(id) })
 	return st.finish(dbErr(err))
 }
 
 // operationDetailList streams {"operations": [...]} without body strings.
 type operationDetailList struct {
-	ctx   context.Context
-	store Store
+	ctx          context.Context
+	store        Store
+	writeTimeout time.Duration
 }
 
 func (l operationDetailList) VisitListOperationsResponse(w http.ResponseWriter) error {
-	st := newJSONStream(w, "operations")
+	st := newJSONStream(w, "operations", l.writeTimeout)
 	err := l.store.ListOperations(l.ctx, func(op store.Operation) error {
 		return st.add(operationSummaryToGen(op))
 	})

@@ -33,6 +33,9 @@ type Options struct {
 	// DefaultBodyMemory. A request that finds no room within a second is
 	// answered 503 with Retry-After.
 	BodyMemory int64
+	// StreamWriteTimeout bounds each write of a streamed list to a client
+	// that has stopped reading; 0 means DefaultStreamWriteTimeout.
+	StreamWriteTimeout time.Duration
 	// ReadyTimeout bounds /readyz's database ping; 0 means 1 s. A database
 	// slower than that is not ready.
 	ReadyTimeout time.Duration
@@ -49,7 +52,9 @@ type Server struct {
 	readyTimeout time.Duration
 	draining     atomic.Bool
 	bodies       *bodyBudget
-	echo         *echo.Echo
+	// streamWriteTimeout is Options.StreamWriteTimeout.
+	streamWriteTimeout time.Duration
+	echo               *echo.Echo
 }
 
 // New wires the middleware and the generated routes:
@@ -73,6 +78,7 @@ func New(o Options) (*Server, error) {
 		o.BodyMemory = DefaultBodyMemory
 	}
 	s.bodies = newBodyBudget(o.BodyMemory)
+	s.streamWriteTimeout = o.StreamWriteTimeout
 	validate, err := newValidator()
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"time"
 
 	"example.com/opsvc/gen"
 )
@@ -22,10 +23,15 @@ type jsonStream struct {
 	enc       *json.Encoder
 	items     int
 	committed bool
+	// writeTimeout bounds each flush (0: DefaultStreamWriteTimeout).
+	writeTimeout time.Duration
 }
 
-func newJSONStream(w http.ResponseWriter, key string) *jsonStream {
-	s := &jsonStream{w: w}
+func newJSONStream(w http.ResponseWriter, key string, writeTimeout time.Duration) *jsonStream {
+	if writeTimeout <= 0 {
+		writeTimeout = DefaultStreamWriteTimeout
+	}
+	s := &jsonStream{w: w, writeTimeout: writeTimeout}
 	s.enc = json.NewEncoder(&s.buf)
 	// Bodies are returned byte for byte; there is no HTML to protect.
 	s.enc.SetEscapeHTML(false)
@@ -69,10 +75,18 @@ func (s *jsonStream) flush() error {
 		s.w.WriteHeader(http.StatusOK)
 		s.committed = true
 	}
+	// A client that stops reading must not hold its batch (and a
+	// goroutine) for ever: each flush gets streamWriteTimeout to go out.
+	// Writers that cannot take a deadline (a test recorder) just write.
+	_ = http.NewResponseController(s.w).SetWriteDeadline(time.Now().Add(s.writeTimeout))
 	_, err := s.w.Write(s.buf.Bytes())
 	s.buf.Reset()
 	return err
 }
+
+// DefaultStreamWriteTimeout is the default of Options.StreamWriteTimeout:
+// 64 KiB in 30 s is a client reading at 2 KiB/s.
+const DefaultStreamWriteTimeout = 30 * time.Second
 
 // finish closes the document, or, when listing failed, decides how the
 // failure reaches the client: as an ordinary error while nothing has been

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"example.com/opsvc/internal/spectest"
 )
@@ -115,7 +116,7 @@ func TestJSONStream_compact(t *testing.T) {
 	}
 	for _, tt := range tests {
 		rec := httptest.NewRecorder()
-		st := newJSONStream(rec, "operations")
+		st := newJSONStream(rec, "operations", 0)
 		for _, v := range tt.items {
 			if err := st.add(v); err != nil {
 				t.Fatal(err)
@@ -152,5 +153,45 @@ func TestHealthz(t *testing.T) {
 	}
 	if logs.Len() != 0 {
 		t.Errorf("liveness probes were logged: %s", logs.String())
+	}
+}
+
+// endlessIDs lists ids until fn fails, then says so on done.
+type endlessIDs struct {
+	fakeStore
+	done chan error
+}
+
+func (e *endlessIDs) ListOperationIDs(_ context.Context, fn func(string) error) error {
+	for i := 0; ; i++ {
+		if err := fn(fmt.Sprintf("op-%012d", i)); err != nil {
+			e.done <- err
+			return err
+		}
+	}
+}
+
+func TestListOperations_clientStopsReading(t *testing.T) {
+	st := &endlessIDs{done: make(chan error, 1)}
+	s, err := New(Options{Store: st, AllowedCIDRs: mustPrefixes("127.0.0.0/8"), StreamWriteTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/v1/operations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	// The client reads nothing more: once the socket buffers are full, the
+	// stream's next write waits for the deadline and the list is abandoned.
+	select {
+	case err := <-st.done:
+		if err == nil {
+			t.Fatal("the list ended without an error")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the list is still being written to a client that stopped reading")
 	}
 }

@@ -26,12 +26,13 @@ type Config struct {
 	ShutdownDrainDelay time.Duration // SHUTDOWN_DRAIN_DELAY: after SIGTERM, how long /readyz says 503 before the listener closes
 	ShutdownTimeout    time.Duration // SHUTDOWN_TIMEOUT: then, how long in-flight requests may take
 
-	MaxConnections    int           // MAX_CONNECTIONS: open client connections at most; 0: from the open-file limit
-	IdleTimeout       time.Duration // IDLE_TIMEOUT: how long a keep-alive connection may wait for its next request
-	ReadHeaderTimeout time.Duration // READ_HEADER_TIMEOUT: how long a client may take to send a request's line and headers
-	ReadTimeout       time.Duration // READ_TIMEOUT: how long it may take to send a whole request, body included
-	MaxHeaderBytes    int           // MAX_HEADER_BYTES: the most bytes of request line and headers read
-	BodyMemory        int64         // BODY_MEMORY_MB (in MiB): what request bodies being decoded may take at once
+	MaxConnections     int           // MAX_CONNECTIONS: open client connections at most; 0: from the open-file limit
+	IdleTimeout        time.Duration // IDLE_TIMEOUT: how long a keep-alive connection may wait for its next request
+	ReadHeaderTimeout  time.Duration // READ_HEADER_TIMEOUT: how long a client may take to send a request's line and headers
+	ReadTimeout        time.Duration // READ_TIMEOUT: how long it may take to send a whole request, body included
+	MaxHeaderBytes     int           // MAX_HEADER_BYTES: the most bytes of request line and headers read
+	BodyMemory         int64         // BODY_MEMORY_MB (in MiB): what request bodies being decoded may take at once
+	StreamWriteTimeout time.Duration // STREAM_WRITE_TIMEOUT: how long a streamed list waits for a client that stopped reading
 
 	Keystone KeystoneConfig
 }
@@ -72,6 +73,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		ReadyTimeout:         time.Second,
 		ShutdownTimeout:      30 * time.Second,
 		IdleTimeout:          2 * time.Minute,
+		StreamWriteTimeout:   server.DefaultStreamWriteTimeout,
 		ReadHeaderTimeout:    10 * time.Second,
 		ReadTimeout:          time.Minute,
 		MaxHeaderBytes:       64 << 10,
@@ -111,6 +113,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		{"SHUTDOWN_DRAIN_DELAY", &c.ShutdownDrainDelay, true},
 		{"SHUTDOWN_TIMEOUT", &c.ShutdownTimeout, true},
 		{"IDLE_TIMEOUT", &c.IdleTimeout, false},
+		{"STREAM_WRITE_TIMEOUT", &c.StreamWriteTimeout, false},
 		{"READ_HEADER_TIMEOUT", &c.ReadHeaderTimeout, false},
 		{"READ_TIMEOUT", &c.ReadTimeout, false},
 		{"KEYSTONE_CACHE_TTL", &c.Keystone.CacheTTL, true},

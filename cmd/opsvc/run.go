@@ -87,12 +87,13 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 
 	srv, err := server.New(server.Options{
-		Store:        db,
-		Auth:         auth,
-		AllowedCIDRs: cfg.AllowedCIDRs,
-		Logger:       log,
-		ReadyTimeout: cfg.ReadyTimeout,
-		BodyMemory:   cfg.BodyMemory,
+		Store:              db,
+		Auth:               auth,
+		AllowedCIDRs:       cfg.AllowedCIDRs,
+		Logger:             log,
+		ReadyTimeout:       cfg.ReadyTimeout,
+		BodyMemory:         cfg.BodyMemory,
+		StreamWriteTimeout: cfg.StreamWriteTimeout,
 	})
 	if err != nil {
 		return err
