@@ -494,7 +494,7 @@ main() {
 				PORT=$(cat "$DIR/port")
 			fi
 		else
-			# One start or stop at a time per DIR: CI jobs and tests may run concurrently.
+			# One start or stop at a time per DIR: two CI jobs, or a user and CI, may run it at once.
 			exec 9>"$DIR/.lock"
 			flock -w 300 9 || die "another keystone.sh holds $DIR/.lock"
 		fi
