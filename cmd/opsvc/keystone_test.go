@@ -33,7 +33,10 @@ func TestKeystone(t *testing.T) {
 	s := mustRunMain(t, keystoneVars(ks, map[string]string{
 		"KEYSTONE_CACHE_TTL":    "2s",
 		"KEYSTONE_NEGATIVE_TTL": "1s",
-		"MSF_ALLOWED_CIDRS":     "10.0.0.0/8",
+		// Keystone's dev server answers one request at a time, every test's: on a
+		// loaded machine a call may wait more than the default 5 s for its turn.
+		"KEYSTONE_TIMEOUT":  "30s",
+		"MSF_ALLOWED_CIDRS": "10.0.0.0/8",
 	}))
 	admin := kstest.UserToken(t, ks, "ADMIN")
 	tokA := kstest.UserToken(t, ks, "TENANT_A")
@@ -99,9 +102,9 @@ func TestKeystone(t *testing.T) {
 // proxy passes again, so does every token.
 func TestKeystone_outage(t *testing.T) {
 	t.Parallel()
-	// KEYSTONE_TIMEOUT's default: Keystone's dev server answers one request at a time,
-	// every test's, so on a busy machine a call may wait seconds for its turn.
-	const timeout = 5 * time.Second
+	// What a hung call costs, and long enough for a call that waits its turn at
+	// Keystone's dev server (one request at a time, every test's) on a loaded machine.
+	const timeout = 10 * time.Second
 	ks := kstest.Env(t)
 	proxy := kstest.NewProxy(t, ks)
 	s := mustRunMain(t, keystoneVars(ks, map[string]string{
