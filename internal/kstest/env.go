@@ -19,34 +19,10 @@ var keys = []string{
 }
 
 // Env returns the real Keystone's variables (those of keystone.env: KEYSTONE_URL, the
-// service's credentials, and the KS_* test users) and holds the Keystone lock shared until
-// tb ends, so that no test stops Keystone meanwhile. It reads the file KEYSTONE_ENV_FILE
+// service's credentials, and the KS_* test users). It reads the file KEYSTONE_ENV_FILE
 // names or, when that is unset, the same variables from the environment. Without them it
 // skips tb, or fails it under CI, which must never skip a Keystone test.
-//
-// A parallel test calls Env after t.Parallel.
 func Env(tb testing.TB) map[string]string {
-	tb.Helper()
-	env := mustLoad(tb)
-	Shared(tb)
-	return env
-}
-
-// EnvExclusive is Env for a test that stops Keystone: it holds the lock exclusive until tb
-// ends, which Stop and Start require. It needs KEYSTONE_ENV_FILE, whose directory is
-// scripts/keystone.sh's DIR. The test must not call t.Parallel.
-func EnvExclusive(tb testing.TB) map[string]string {
-	tb.Helper()
-	if os.Getenv("KEYSTONE_ENV_FILE") == "" {
-		skipOrFail(tb, "KEYSTONE_ENV_FILE is not set, and stopping Keystone needs it: its directory is scripts/keystone.sh's DIR")
-	}
-	env := mustLoad(tb)
-	Exclusive(tb)
-	return env
-}
-
-// mustLoad returns Keystone's variables, or skips (fails under CI) when some are missing.
-func mustLoad(tb testing.TB) map[string]string {
 	tb.Helper()
 	env := map[string]string{}
 	if path := os.Getenv("KEYSTONE_ENV_FILE"); path != "" {

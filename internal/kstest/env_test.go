@@ -2,6 +2,7 @@ package kstest
 
 import (
 	"maps"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -32,19 +33,37 @@ func TestParseEnv(t *testing.T) {
 	}
 }
 
-func TestEnv_SkipsWithoutKeystone(t *testing.T) {
-	for _, k := range append(keys, "KEYSTONE_ENV_FILE", "KEYSTONE_DOMAIN", "CI") {
+func TestEnv_WithoutKeystone(t *testing.T) {
+	for _, k := range append(keys, "KEYSTONE_ENV_FILE", "KEYSTONE_DOMAIN") {
 		t.Setenv(k, "")
 	}
-	for name, env := range map[string]func(testing.TB) map[string]string{"Env": Env, "EnvExclusive": EnvExclusive} {
-		var sub *testing.T
-		t.Run(name, func(t *testing.T) {
-			sub = t
-			env(t)
-			t.Error("did not skip")
-		})
-		if !sub.Skipped() {
-			t.Errorf("%s did not skip", name)
+	for ci, want := range map[string]string{"": "skipped", "true": "failed"} {
+		t.Setenv("CI", ci)
+		if got := envOutcome(t); got != want {
+			t.Errorf("CI=%q: Env %s, want %s", ci, got, want)
 		}
 	}
 }
+
+// envOutcome runs Env on a fake TB, in a goroutine of its own since Skip and Fatal end
+// theirs, and says what Env did: "returned", "skipped" or "failed".
+func envOutcome(t *testing.T) string {
+	tb := &outcomeTB{TB: t, outcome: "returned"}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Env(tb)
+	}()
+	<-done
+	return tb.outcome
+}
+
+type outcomeTB struct {
+	testing.TB
+	outcome string
+}
+
+func (tb *outcomeTB) Helper()               {}
+func (tb *outcomeTB) Skip(...any)           { tb.outcome = "skipped"; runtime.Goexit() }
+func (tb *outcomeTB) Fatal(...any)          { tb.outcome = "failed"; runtime.Goexit() }
+func (tb *outcomeTB) Fatalf(string, ...any) { tb.outcome = "failed"; runtime.Goexit() }
