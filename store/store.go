@@ -247,6 +247,8 @@ func (s *Store) openMySQL(ctx context.Context, dsn string, cfg *gorm.Config) err
 	// connections after 3 minutes keeps us well under those limits.
 	sqlDB.SetConnMaxLifetime(3 * time.Minute)
 	sqlDB.SetConnMaxIdleTime(time.Minute)
+	// Sized by make bench (A1, 32 clients, 2 cores): 8 connections gave
+	// 0.67x the plain-SQL floor, 20 and 32 both 0.78x.
 	sqlDB.SetMaxOpenConns(20)
 	// As many idle as open: under load, a connection returned to a full
 	// idle pool is closed and the next request dials a new one (TCP,
