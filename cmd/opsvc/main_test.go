@@ -196,6 +196,24 @@ func (s *service) do(tb testing.TB, method, path string, body any, hdr ...string
 // (paths it does not have).
 func (s *service) send(tb testing.TB, method, path string, body any, hdr ...string) (*http.Request, result) {
 	tb.Helper()
+	req := s.newRequest(tb, method, path, body, hdr...)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatalf("%s %s: reading body: %v", method, path, err)
+	}
+	return req, result{resp.StatusCode, resp.Header, b}
+}
+
+// newRequest builds a request to the service. body may be nil (none), a
+// string or []byte (sent as is), or anything else (JSON); hdr is pairs of
+// header names and values.
+func (s *service) newRequest(tb testing.TB, method, path string, body any, hdr ...string) *http.Request {
+	tb.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -220,16 +238,7 @@ func (s *service) send(tb testing.TB, method, path string, body any, hdr ...stri
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		tb.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		tb.Fatalf("%s %s: reading body: %v", method, path, err)
-	}
-	return req, result{resp.StatusCode, resp.Header, b}
+	return req
 }
 
 // wantMSFError checks an MSF refusal: status, error_code, that error_message

@@ -73,24 +73,7 @@ var timedClient = &http.Client{Timeout: 30 * time.Second}
 // returns the answer and how long it took.
 func (s *service) timedDo(tb testing.TB, method, path string, body any, hdr ...string) (result, time.Duration) {
 	tb.Helper()
-	var rd io.Reader
-	if body != nil {
-		j, err := json.Marshal(body)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		rd = bytes.NewReader(j)
-	}
-	req, err := http.NewRequest(method, s.URL+path, rd)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
+	req := s.newRequest(tb, method, path, body, hdr...)
 	start := time.Now()
 	resp, err := timedClient.Do(req)
 	if err != nil {
