@@ -25,16 +25,16 @@ import (
 
 // Defines values for HealthStatus.
 const (
-	Ok          HealthStatus = "ok"
-	Unavailable HealthStatus = "unavailable"
+	HealthStatusOk          HealthStatus = "ok"
+	HealthStatusUnavailable HealthStatus = "unavailable"
 )
 
 // Valid indicates whether the value is a known member of the HealthStatus enum.
 func (e HealthStatus) Valid() bool {
 	switch e {
-	case Ok:
+	case HealthStatusOk:
 		return true
-	case Unavailable:
+	case HealthStatusUnavailable:
 		return true
 	default:
 		return false
@@ -43,22 +43,22 @@ func (e HealthStatus) Valid() bool {
 
 // Defines values for MSFErrorDataConsistency.
 const (
-	NotConsistent MSFErrorDataConsistency = "not consistent"
-	RolledBack    MSFErrorDataConsistency = "rolled back"
-	Unknown       MSFErrorDataConsistency = "unknown"
-	Updated       MSFErrorDataConsistency = "updated"
+	MSFErrorDataConsistencyNotConsistent MSFErrorDataConsistency = "not consistent"
+	MSFErrorDataConsistencyRolledBack    MSFErrorDataConsistency = "rolled back"
+	MSFErrorDataConsistencyUnknown       MSFErrorDataConsistency = "unknown"
+	MSFErrorDataConsistencyUpdated       MSFErrorDataConsistency = "updated"
 )
 
 // Valid indicates whether the value is a known member of the MSFErrorDataConsistency enum.
 func (e MSFErrorDataConsistency) Valid() bool {
 	switch e {
-	case NotConsistent:
+	case MSFErrorDataConsistencyNotConsistent:
 		return true
-	case RolledBack:
+	case MSFErrorDataConsistencyRolledBack:
 		return true
-	case Unknown:
+	case MSFErrorDataConsistencyUnknown:
 		return true
-	case Updated:
+	case MSFErrorDataConsistencyUpdated:
 		return true
 	default:
 		return false
@@ -67,22 +67,22 @@ func (e MSFErrorDataConsistency) Valid() bool {
 
 // Defines values for Method.
 const (
-	DELETE Method = "DELETE"
-	PATCH  Method = "PATCH"
-	POST   Method = "POST"
-	PUT    Method = "PUT"
+	MethodDELETE Method = "DELETE"
+	MethodPATCH  Method = "PATCH"
+	MethodPOST   Method = "POST"
+	MethodPUT    Method = "PUT"
 )
 
 // Valid indicates whether the value is a known member of the Method enum.
 func (e Method) Valid() bool {
 	switch e {
-	case DELETE:
+	case MethodDELETE:
 		return true
-	case PATCH:
+	case MethodPATCH:
 		return true
-	case POST:
+	case MethodPOST:
 		return true
-	case PUT:
+	case MethodPUT:
 		return true
 	default:
 		return false
@@ -91,19 +91,19 @@ func (e Method) Valid() bool {
 
 // Defines values for OperationStatus.
 const (
-	Complete   OperationStatus = "complete"
-	Error      OperationStatus = "error"
-	Processing OperationStatus = "processing"
+	OperationStatusComplete   OperationStatus = "complete"
+	OperationStatusError      OperationStatus = "error"
+	OperationStatusProcessing OperationStatus = "processing"
 )
 
 // Valid indicates whether the value is a known member of the OperationStatus enum.
 func (e OperationStatus) Valid() bool {
 	switch e {
-	case Complete:
+	case OperationStatusComplete:
 		return true
-	case Error:
+	case OperationStatusError:
 		return true
-	case Processing:
+	case OperationStatusProcessing:
 		return true
 	default:
 		return false
@@ -112,19 +112,19 @@ func (e OperationStatus) Valid() bool {
 
 // Defines values for OrderType.
 const (
-	Create OrderType = "Create"
-	Delete OrderType = "Delete"
-	Update OrderType = "Update"
+	OrderTypeCreate OrderType = "Create"
+	OrderTypeDelete OrderType = "Delete"
+	OrderTypeUpdate OrderType = "Update"
 )
 
 // Valid indicates whether the value is a known member of the OrderType enum.
 func (e OrderType) Valid() bool {
 	switch e {
-	case Create:
+	case OrderTypeCreate:
 		return true
-	case Delete:
+	case OrderTypeDelete:
 		return true
-	case Update:
+	case OrderTypeUpdate:
 		return true
 	default:
 		return false
@@ -133,25 +133,25 @@ func (e OrderType) Valid() bool {
 
 // Defines values for Phase.
 const (
-	ApproveConnection    Phase = "approve_connection"
-	DeleteConnection     Phase = "delete_connection"
-	DisapproveConnection Phase = "disapprove_connection"
-	PrepareConnection    Phase = "prepare_connection"
-	UpdateConnection     Phase = "update_connection"
+	PhaseApproveConnection    Phase = "approve_connection"
+	PhaseDeleteConnection     Phase = "delete_connection"
+	PhaseDisapproveConnection Phase = "disapprove_connection"
+	PhasePrepareConnection    Phase = "prepare_connection"
+	PhaseUpdateConnection     Phase = "update_connection"
 )
 
 // Valid indicates whether the value is a known member of the Phase enum.
 func (e Phase) Valid() bool {
 	switch e {
-	case ApproveConnection:
+	case PhaseApproveConnection:
 		return true
-	case DeleteConnection:
+	case PhaseDeleteConnection:
 		return true
-	case DisapproveConnection:
+	case PhaseDisapproveConnection:
 		return true
-	case PrepareConnection:
+	case PhasePrepareConnection:
 		return true
-	case UpdateConnection:
+	case PhaseUpdateConnection:
 		return true
 	default:
 		return false
@@ -160,19 +160,19 @@ func (e Phase) Valid() bool {
 
 // Defines values for ResourceType.
 const (
-	AwsConnection           ResourceType = "aws_connection"
-	TenantConnection        ResourceType = "tenant_connection"
-	TenantConnectionRequest ResourceType = "tenant_connection_request"
+	ResourceTypeAwsConnection           ResourceType = "aws_connection"
+	ResourceTypeTenantConnection        ResourceType = "tenant_connection"
+	ResourceTypeTenantConnectionRequest ResourceType = "tenant_connection_request"
 )
 
 // Valid indicates whether the value is a known member of the ResourceType enum.
 func (e ResourceType) Valid() bool {
 	switch e {
-	case AwsConnection:
+	case ResourceTypeAwsConnection:
 		return true
-	case TenantConnection:
+	case ResourceTypeTenantConnection:
 		return true
-	case TenantConnectionRequest:
+	case ResourceTypeTenantConnectionRequest:
 		return true
 	default:
 		return false
@@ -223,19 +223,19 @@ func (e RollbacksSummaryResult) Valid() bool {
 
 // Defines values for ServiceType.
 const (
-	ECLSDExchangeAWSConnection           ServiceType = "ECL::SDExchange::AWSConnection"
-	ECLSDExchangeTenantConnection        ServiceType = "ECL::SDExchange::TenantConnection"
-	ECLSDExchangeTenantConnectionRequest ServiceType = "ECL::SDExchange::TenantConnectionRequest"
+	ServiceTypeECLSDExchangeAWSConnection           ServiceType = "ECL::SDExchange::AWSConnection"
+	ServiceTypeECLSDExchangeTenantConnection        ServiceType = "ECL::SDExchange::TenantConnection"
+	ServiceTypeECLSDExchangeTenantConnectionRequest ServiceType = "ECL::SDExchange::TenantConnectionRequest"
 )
 
 // Valid indicates whether the value is a known member of the ServiceType enum.
 func (e ServiceType) Valid() bool {
 	switch e {
-	case ECLSDExchangeAWSConnection:
+	case ServiceTypeECLSDExchangeAWSConnection:
 		return true
-	case ECLSDExchangeTenantConnection:
+	case ServiceTypeECLSDExchangeTenantConnection:
 		return true
-	case ECLSDExchangeTenantConnectionRequest:
+	case ServiceTypeECLSDExchangeTenantConnectionRequest:
 		return true
 	default:
 		return false
@@ -286,16 +286,16 @@ func (e ListICCOperationsParamsLatest) Valid() bool {
 
 // Defines values for ListOperationsParamsFormat.
 const (
-	DetailList ListOperationsParamsFormat = "detail-list"
-	List       ListOperationsParamsFormat = "list"
+	ListOperationsParamsFormatDetailList ListOperationsParamsFormat = "detail-list"
+	ListOperationsParamsFormatList       ListOperationsParamsFormat = "list"
 )
 
 // Valid indicates whether the value is a known member of the ListOperationsParamsFormat enum.
 func (e ListOperationsParamsFormat) Valid() bool {
 	switch e {
-	case DetailList:
+	case ListOperationsParamsFormatDetailList:
 		return true
-	case List:
+	case ListOperationsParamsFormatList:
 		return true
 	default:
 		return false

@@ -94,7 +94,7 @@ func rewriteCannedError(p, head []byte) []byte {
 	default:
 		return nil
 	}
-	body, err := json.Marshal(errorBody(familyOf(requestPath(head)), r, gen.RolledBack))
+	body, err := json.Marshal(errorBody(familyOf(requestPath(head)), r, gen.MSFErrorDataConsistencyRolledBack))
 	if err != nil {
 		return nil
 	}

@@ -285,9 +285,9 @@ func compactJSON(field string, raw []byte) ([]byte, error) {
 
 // serviceTypes is the ICC API v2.0 service type of each resource type.
 var serviceTypes = map[gen.ResourceType]gen.ServiceType{
-	gen.AwsConnection:           gen.ECLSDExchangeAWSConnection,
-	gen.TenantConnectionRequest: gen.ECLSDExchangeTenantConnectionRequest,
-	gen.TenantConnection:        gen.ECLSDExchangeTenantConnection,
+	gen.ResourceTypeAwsConnection:           gen.ServiceTypeECLSDExchangeAWSConnection,
+	gen.ResourceTypeTenantConnectionRequest: gen.ServiceTypeECLSDExchangeTenantConnectionRequest,
+	gen.ResourceTypeTenantConnection:        gen.ServiceTypeECLSDExchangeTenantConnection,
 }
 
 // resourceTypeOf is the resource type a service type filter selects.

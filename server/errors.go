@@ -177,9 +177,9 @@ type msfError struct {
 // connection broke at or after COMMIT: then the write may have happened.
 func dataConsistency(err error) gen.MSFErrorDataConsistency {
 	if errors.Is(err, store.ErrOutcomeUnknown) {
-		return gen.Unknown
+		return gen.MSFErrorDataConsistencyUnknown
 	}
-	return gen.RolledBack
+	return gen.MSFErrorDataConsistencyRolledBack
 }
 
 // errorBody is the body of a refusal in the given family's format; dc is the

@@ -39,7 +39,7 @@ func (s *Server) GetOperation(ctx context.Context, req gen.GetOperationRequestOb
 // ListOperations answers the operation ids or the operations without bodies
 // (A2), streamed.
 func (s *Server) ListOperations(ctx context.Context, req gen.ListOperationsRequestObject) (gen.ListOperationsResponseObject, error) {
-	if req.Params.Format != nil && *req.Params.Format == gen.DetailList {
+	if req.Params.Format != nil && *req.Params.Format == gen.ListOperationsParamsFormatDetailList {
 		return operationDetailList{ctx: ctx, store: s.store, writeTimeout: s.streamWriteTimeout}, nil
 	}
 	return operationIDList{ctx: ctx, store: s.store, writeTimeout: s.streamWriteTimeout}, nil

@@ -126,22 +126,22 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 
 // Healthz answers while the process serves requests.
 func (s *Server) Healthz(context.Context, gen.HealthzRequestObject) (gen.HealthzResponseObject, error) {
-	return gen.Healthz200JSONResponse{Status: gen.Ok}, nil
+	return gen.Healthz200JSONResponse{Status: gen.HealthStatusOk}, nil
 }
 
 // Readyz answers 200 when the database answers within the ready timeout, 503
 // otherwise, and 503 once the server drains.
 func (s *Server) Readyz(ctx context.Context, _ gen.ReadyzRequestObject) (gen.ReadyzResponseObject, error) {
 	if s.draining.Load() {
-		return gen.Readyz503JSONResponse{Status: gen.Unavailable}, nil
+		return gen.Readyz503JSONResponse{Status: gen.HealthStatusUnavailable}, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.readyTimeout)
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
 		s.log.WarnContext(ctx, "not ready", "error", err)
-		return gen.Readyz503JSONResponse{Status: gen.Unavailable}, nil
+		return gen.Readyz503JSONResponse{Status: gen.HealthStatusUnavailable}, nil
 	}
-	return gen.Readyz200JSONResponse{Status: gen.Ok}, nil
+	return gen.Readyz200JSONResponse{Status: gen.HealthStatusOk}, nil
 }
 
 // Drain makes /readyz answer 503 from now on, so that load balancers stop

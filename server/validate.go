@@ -463,11 +463,11 @@ func checkOperation(pathID string, op *gen.Operation) error {
 
 // phaseOrder is which order type each phase belongs to.
 var phaseOrder = map[gen.Phase]gen.OrderType{
-	gen.PrepareConnection:    gen.Create,
-	gen.ApproveConnection:    gen.Create,
-	gen.DisapproveConnection: gen.Create,
-	gen.UpdateConnection:     gen.Update,
-	gen.DeleteConnection:     gen.Delete,
+	gen.PhasePrepareConnection:    gen.OrderTypeCreate,
+	gen.PhaseApproveConnection:    gen.OrderTypeCreate,
+	gen.PhaseDisapproveConnection: gen.OrderTypeCreate,
+	gen.PhaseUpdateConnection:     gen.OrderTypeUpdate,
+	gen.PhaseDeleteConnection:     gen.OrderTypeDelete,
 }
 
 // checkICCOperation holds the B2 rules the schema cannot express.
@@ -475,9 +475,9 @@ func checkICCOperation(op *gen.ICCOperationWrite) error {
 	if want := phaseOrder[op.Phase]; want != op.OrderType {
 		return &FieldError{Field: "phase", Reason: fmt.Sprintf("%s belongs to order_type %s, not %s", op.Phase, want, op.OrderType)}
 	}
-	terminal := op.OperationStatus == gen.Complete || op.OperationStatus == gen.Error
+	terminal := op.OperationStatus == gen.OperationStatusComplete || op.OperationStatus == gen.OperationStatusError
 	switch {
-	case op.Error != nil && op.OperationStatus != gen.Error:
+	case op.Error != nil && op.OperationStatus != gen.OperationStatusError:
 		return &FieldError{Field: "error", Reason: "is allowed only when operation_status is error"}
 	case terminal && op.CommitDatetime == nil:
 		return &FieldError{Field: "commit_datetime", Reason: "is required when operation_status is " + string(op.OperationStatus)}

@@ -119,17 +119,17 @@ func TestCheckICCOperation(t *testing.T) {
 		commit *string
 		field  string
 	}{
-		{"prepare is Create", gen.Create, gen.PrepareConnection, gen.Processing, nil, ""},
-		{"approve is Create", gen.Create, gen.ApproveConnection, gen.Complete, &commit, ""},
-		{"disapprove is Create", gen.Create, gen.DisapproveConnection, gen.Error, &commit, ""},
-		{"update is Update", gen.Update, gen.UpdateConnection, gen.Processing, nil, ""},
-		{"delete is Delete", gen.Delete, gen.DeleteConnection, gen.Processing, nil, ""},
-		{"prepare is not Update", gen.Update, gen.PrepareConnection, gen.Processing, nil, "phase"},
-		{"update is not Create", gen.Create, gen.UpdateConnection, gen.Processing, nil, "phase"},
-		{"delete is not Update", gen.Update, gen.DeleteConnection, gen.Processing, nil, "phase"},
-		{"complete needs commit", gen.Create, gen.PrepareConnection, gen.Complete, nil, "commit_datetime"},
-		{"error needs commit", gen.Create, gen.PrepareConnection, gen.Error, nil, "commit_datetime"},
-		{"processing has no commit", gen.Create, gen.PrepareConnection, gen.Processing, &commit, "commit_datetime"},
+		{"prepare is Create", gen.OrderTypeCreate, gen.PhasePrepareConnection, gen.OperationStatusProcessing, nil, ""},
+		{"approve is Create", gen.OrderTypeCreate, gen.PhaseApproveConnection, gen.OperationStatusComplete, &commit, ""},
+		{"disapprove is Create", gen.OrderTypeCreate, gen.PhaseDisapproveConnection, gen.OperationStatusError, &commit, ""},
+		{"update is Update", gen.OrderTypeUpdate, gen.PhaseUpdateConnection, gen.OperationStatusProcessing, nil, ""},
+		{"delete is Delete", gen.OrderTypeDelete, gen.PhaseDeleteConnection, gen.OperationStatusProcessing, nil, ""},
+		{"prepare is not Update", gen.OrderTypeUpdate, gen.PhasePrepareConnection, gen.OperationStatusProcessing, nil, "phase"},
+		{"update is not Create", gen.OrderTypeCreate, gen.PhaseUpdateConnection, gen.OperationStatusProcessing, nil, "phase"},
+		{"delete is not Update", gen.OrderTypeUpdate, gen.PhaseDeleteConnection, gen.OperationStatusProcessing, nil, "phase"},
+		{"complete needs commit", gen.OrderTypeCreate, gen.PhasePrepareConnection, gen.OperationStatusComplete, nil, "commit_datetime"},
+		{"error needs commit", gen.OrderTypeCreate, gen.PhasePrepareConnection, gen.OperationStatusError, nil, "commit_datetime"},
+		{"processing has no commit", gen.OrderTypeCreate, gen.PhasePrepareConnection, gen.OperationStatusProcessing, &commit, "commit_datetime"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
