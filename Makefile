@@ -48,12 +48,12 @@ faults: ## the fault scenarios (issue 8) on a private MariaDB, with their figure
 	OPSVC_FAULTS=1 $(GO) test -race -count=1 -timeout 15m -run '^TestFault_' -v ./cmd/opsvc/
 
 # make fuzz: every Fuzz target of server/ (A1 and B2 bodies, B1 and B3 query
-# strings, path ids), one after the other, FUZZTIME each: 5 targets at 2m is
-# 10 minutes. A failing input is written to server/testdata/fuzz/<FuzzName>/;
+# strings, path ids, the JSON decoder against encoding/json), one after the
+# other, FUZZTIME each: 6 targets at 2m is 12 minutes. A failing input is written to server/testdata/fuzz/<FuzzName>/;
 # fix the bug and commit the input, which then runs as a seed in make test.
 FUZZTIME ?= 2m
 
-fuzz: ## fuzz each target of server/fuzz_test.go for FUZZTIME (default 2m: 10 minutes in all; not part of CI)
+fuzz: ## fuzz each Fuzz target of server/ for FUZZTIME (default 2m: 12 minutes in all; not part of CI)
 	@failed=; for t in $$($(GO) test -list '^Fuzz' ./server/ | grep '^Fuzz'); do \
 		echo "=== $$t for $(FUZZTIME)"; \
 		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./server/ || failed="$$failed $$t"; \

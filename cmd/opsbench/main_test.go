@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -168,6 +169,16 @@ func TestA1Workload(t *testing.T) {
 	}
 	if !json.Valid([]byte(first.Request.Body)) {
 		t.Errorf("body is not JSON text: %s", first.Request.Body)
+	}
+	// What the load sends is the notification, marshalled.
+	for _, update := range []bool{false, true} {
+		want, err := json.Marshal(a1Notify(id0, update))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := a1Body(id0, update); !bytes.Equal(got, want) {
+			t.Errorf("update %v: a1Body is\n%s\nwant\n%s", update, got, want)
+		}
 	}
 }
 
