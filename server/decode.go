@@ -221,6 +221,15 @@ func (d *decoder) escaped(start int) (string, bool) {
 	out := make([]byte, 0, d.i-start+16)
 	out = append(out, d.b[start:d.i]...)
 	for d.i < len(d.b) {
+		// The text up to the next quote, escape or control character.
+		run := d.i
+		for run < len(d.b) && d.b[run] != '"' && d.b[run] != '\\' && d.b[run] >= 0x20 {
+			run++
+		}
+		out = append(out, d.b[d.i:run]...)
+		if d.i = run; d.i == len(d.b) {
+			break
+		}
 		c := d.b[d.i]
 		switch {
 		case c == '"':
@@ -231,10 +240,6 @@ func (d *decoder) escaped(start int) (string, bool) {
 			return string(out), true
 		case c < 0x20:
 			return "", false
-		case c != '\\':
-			out = append(out, c)
-			d.i++
-			continue
 		}
 		if d.i+1 >= len(d.b) {
 			return "", false
