@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -73,6 +74,10 @@ type Store struct {
 	batchSize int
 	timeout   time.Duration
 	closed    atomic.Bool
+
+	// put is putOperationSQL prepared, once it has been used (putStatement).
+	put   atomic.Pointer[sql.Stmt]
+	putMu sync.Mutex
 
 	// ddl, when set, is a pool of its own for the schema migration, without
 	// the per-call timeout (see openMySQL); Open closes it when done.

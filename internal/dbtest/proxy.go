@@ -2,6 +2,7 @@ package dbtest
 
 import (
 	"bytes"
+	"encoding/binary"
 	"io"
 	"net"
 	"sync"
@@ -81,24 +82,27 @@ func (p *Proxy) Set(m Mode) {
 	}
 }
 
-// FailNext arms fault f for the next statement any client sends (as a query
-// or to prepare it) that starts with statement, in any case: "COMMIT",
-// "SELECT", "INSERT INTO `msf_operations`".
+// FailNext arms fault f for the next statement any client runs (as a query,
+// or by executing a statement it prepared) that starts with statement, in any
+// case: "COMMIT", "SELECT", "INSERT INTO `msf_operations`". Preparing a
+// statement is not running it: the fault waits for its execution.
 func (p *Proxy) FailNext(statement string, f Fault) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.prefix, p.fault = []byte(statement), f
 }
 
-// faultFor returns the fault armed for a client packet's payload, and disarms it.
-func (p *Proxy) faultFor(payload []byte) Fault {
-	const comQuery, comStmtPrepare = 0x03, 0x16
-	if len(payload) == 0 || (payload[0] != comQuery && payload[0] != comStmtPrepare) {
-		return 0
-	}
+// The client commands the proxy reads.
+const (
+	comQuery       = 0x03
+	comStmtPrepare = 0x16
+	comStmtExecute = 0x17
+)
+
+// faultFor returns the fault armed for a statement's text, and disarms it.
+func (p *Proxy) faultFor(text []byte) Fault {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	text := payload[1:]
 	if p.fault == 0 || len(text) < len(p.prefix) || !bytes.EqualFold(text[:len(p.prefix)], p.prefix) {
 		return 0
 	}
@@ -150,6 +154,49 @@ type proxyConn struct {
 	mu     sync.Mutex
 	hung   bool // this connection forwards nothing more (HangAfter)
 	closed bool
+
+	// The statements the client prepared, by the id the server gave them:
+	// preparing is the text of a COM_STMT_PREPARE sent and not yet answered.
+	preparing []byte
+	prepared  map[uint32][]byte
+}
+
+// statement is the text of the statement a client packet's payload runs, if
+// it runs one.
+func (c *proxyConn) statement(payload []byte) []byte {
+	if len(payload) == 0 {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch payload[0] {
+	case comQuery:
+		return payload[1:]
+	case comStmtPrepare:
+		c.preparing = bytes.Clone(payload[1:])
+	case comStmtExecute:
+		if len(payload) >= 5 {
+			return c.prepared[binary.LittleEndian.Uint32(payload[1:5])]
+		}
+	}
+	return nil
+}
+
+// answered notes the server's answer to a COM_STMT_PREPARE: an OK packet
+// whose payload starts with the statement's id.
+func (c *proxyConn) answered(payload []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.preparing == nil {
+		return
+	}
+	if len(payload) >= 5 && payload[0] == 0x00 {
+		if c.prepared == nil {
+			c.prepared = map[uint32][]byte{}
+		}
+		c.prepared[binary.LittleEndian.Uint32(payload[1:5])] = c.preparing
+	}
+	c.preparing = nil
 }
 
 func (c *proxyConn) run() {
@@ -187,7 +234,10 @@ func (c *proxyConn) pumpToServer() {
 		if _, err := io.ReadFull(c.client, packet[4:]); err != nil {
 			return
 		}
-		fault := c.p.faultFor(packet[4:])
+		var fault Fault
+		if text := c.statement(packet[4:]); text != nil {
+			fault = c.p.faultFor(text)
+		}
 		if fault == CutBefore {
 			return
 		}
@@ -208,19 +258,25 @@ func (c *proxyConn) pumpToServer() {
 	}
 }
 
+// pumpToClient forwards the server's packets one at a time, noting the ids
+// of prepared statements.
 func (c *proxyConn) pumpToClient() {
-	buf := make([]byte, 32<<10)
+	header := make([]byte, 4)
 	for {
-		n, err := c.server.Read(buf)
-		if n > 0 {
-			if !c.wait() {
-				return
-			}
-			if _, werr := c.client.Write(buf[:n]); werr != nil {
-				return
-			}
+		if _, err := io.ReadFull(c.server, header); err != nil {
+			return
 		}
-		if err != nil {
+		n := int(header[0]) | int(header[1])<<8 | int(header[2])<<16
+		packet := make([]byte, 4+n)
+		copy(packet, header)
+		if _, err := io.ReadFull(c.server, packet[4:]); err != nil {
+			return
+		}
+		c.answered(packet[4:])
+		if !c.wait() {
+			return
+		}
+		if _, err := c.client.Write(packet); err != nil {
 			return
 		}
 	}
