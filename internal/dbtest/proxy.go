@@ -223,15 +223,9 @@ func (c *proxyConn) run() {
 // pumpToServer forwards the client's packets one at a time, acting on the
 // armed fault.
 func (c *proxyConn) pumpToServer() {
-	header := make([]byte, 4)
 	for {
-		if _, err := io.ReadFull(c.client, header); err != nil {
-			return
-		}
-		n := int(header[0]) | int(header[1])<<8 | int(header[2])<<16
-		packet := make([]byte, 4+n)
-		copy(packet, header)
-		if _, err := io.ReadFull(c.client, packet[4:]); err != nil {
+		packet, err := readPacket(c.client)
+		if err != nil {
 			return
 		}
 		var fault Fault
@@ -261,15 +255,9 @@ func (c *proxyConn) pumpToServer() {
 // pumpToClient forwards the server's packets one at a time, noting the ids
 // of prepared statements.
 func (c *proxyConn) pumpToClient() {
-	header := make([]byte, 4)
 	for {
-		if _, err := io.ReadFull(c.server, header); err != nil {
-			return
-		}
-		n := int(header[0]) | int(header[1])<<8 | int(header[2])<<16
-		packet := make([]byte, 4+n)
-		copy(packet, header)
-		if _, err := io.ReadFull(c.server, packet[4:]); err != nil {
+		packet, err := readPacket(c.server)
+		if err != nil {
 			return
 		}
 		c.answered(packet[4:])
@@ -320,6 +308,20 @@ func (c *proxyConn) close() {
 	c.p.mu.Lock()
 	delete(c.p.conns, c)
 	c.p.mu.Unlock()
+}
+
+// readPacket reads one MySQL packet: its 4-byte header (payload length,
+// sequence number) and its payload.
+func readPacket(r io.Reader) ([]byte, error) {
+	header := make([]byte, 4)
+	if _, err := io.ReadFull(r, header); err != nil {
+		return nil, err
+	}
+	n := int(header[0]) | int(header[1])<<8 | int(header[2])<<16
+	packet := make([]byte, 4+n)
+	copy(packet, header)
+	_, err := io.ReadFull(r, packet[4:])
+	return packet, err
 }
 
 // reset closes conn so that the peer gets a TCP reset rather than an orderly
