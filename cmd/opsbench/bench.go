@@ -196,8 +196,10 @@ func (b *bench) dataSections(ctx context.Context) error {
 	}
 	defer db.Close()
 	// The store, for what the service's own code must write: MSF operations
-	// (their clusters are JSON columns) and the ICC latest markers.
-	st, err := store.Open(ctx, b.srv.serviceURL(b.dataName), store.Options{})
+	// (their clusters are JSON columns) and the ICC latest markers. Its
+	// timeout is a loader's, not a request's: rebuilding the markers of a
+	// million operations is one statement that takes longer than 5 s.
+	st, err := store.Open(ctx, b.srv.serviceURL(b.dataName), store.Options{Timeout: loadTimeout})
 	if err != nil {
 		return err
 	}

@@ -268,6 +268,9 @@ func loadICC(ctx context.Context, db *sql.DB, dbName string, st *store.Store, d 
 // loaders is how many transactions load at once.
 const loaders = 3
 
+// loadTimeout bounds each statement of the load step's store.
+const loadTimeout = 10 * time.Minute
+
 // parallel calls fn(0) to fn(n-1) from workers goroutines and returns the
 // first error.
 func parallel(ctx context.Context, workers, n int, fn func(ctx context.Context, i int) error) error {
