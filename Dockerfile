@@ -5,7 +5,9 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /out/opsvc ./cmd/opsvc
+# What `opsvc version` and opsvc_build_info say (.git is not in the context).
+ARG VERSION=dev
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o /out/opsvc ./cmd/opsvc
 
 # Run: no shell, no package manager, a non-root user.
 FROM gcr.io/distroless/static-debian12:nonroot

@@ -1,10 +1,10 @@
 package keystone
 
 import (
-	"container/list"
 	"crypto/sha256"
-	"sync"
 	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // tokenKey is the cache key of a token: its SHA-256, so that the cache never holds raw
@@ -21,57 +21,41 @@ type entry struct {
 	expires  time.Time
 }
 
-// cache is a size-bounded LRU of answers. Expired entries are dropped when met and
-// otherwise age out through the LRU order, so memory stays bounded by size alone.
+// cache is a size-bounded LRU of answers (hashicorp/golang-lru). Expired entries are
+// dropped when met and otherwise age out through the LRU order, so memory stays
+// bounded by size alone.
+//
+// Not golang-lru's expirable.LRU: it gives every entry one TTL, while ours each
+// expire at their own time (a refusal after NegativeTTL, an answer at the token's
+// expiry when that comes before CacheTTL), and it runs a goroutine per cache.
 type cache struct {
-	mu    sync.Mutex
-	size  int
-	order *list.List // front = most recently used; values are *entry
-	items map[tokenKey]*list.Element
+	lru *lru.Cache[tokenKey, entry]
 }
 
 func newCache(size int) *cache {
-	return &cache{size: size, order: list.New(), items: make(map[tokenKey]*list.Element)}
+	l, err := lru.New[tokenKey, entry](size)
+	if err != nil {
+		panic(err) // size < 1: Config's defaults rule it out
+	}
+	return &cache{lru: l}
 }
 
 // get returns the live entry for key, if any.
 func (c *cache) get(key tokenKey, now time.Time) (entry, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	el, ok := c.items[key]
+	e, ok := c.lru.Get(key)
 	if !ok {
 		return entry{}, false
 	}
-	e := el.Value.(*entry)
 	if !now.Before(e.expires) {
-		c.order.Remove(el)
-		delete(c.items, key)
+		// A fresh answer stored meanwhile may go too: it costs one lookup more.
+		c.lru.Remove(key)
 		return entry{}, false
 	}
-	c.order.MoveToFront(el)
-	return *e, true
+	return e, true
 }
 
 // put stores e under e.key, evicting the least recently used entries beyond size.
-func (c *cache) put(e entry) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if el, ok := c.items[e.key]; ok {
-		*el.Value.(*entry) = e
-		c.order.MoveToFront(el)
-		return
-	}
-	c.items[e.key] = c.order.PushFront(&e)
-	for c.order.Len() > c.size {
-		oldest := c.order.Back()
-		c.order.Remove(oldest)
-		delete(c.items, oldest.Value.(*entry).key)
-	}
-}
+func (c *cache) put(e entry) { c.lru.Add(e.key, e) }
 
 // len returns the number of entries held, expired or not.
-func (c *cache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.order.Len()
-}
+func (c *cache) len() int { return c.lru.Len() }

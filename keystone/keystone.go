@@ -142,6 +142,26 @@ type Validator struct {
 	cache  *cache
 	flight singleflight.Group
 	calls  atomic.Int64
+	stats  struct{ hits, misses, valid, invalid, unavailable atomic.Int64 }
+}
+
+// Stats are a Validator's counts since it was made, for metrics.
+type Stats struct {
+	// CacheHits and CacheMisses count the Validate calls answered from the
+	// cache and those that were not (a malformed token counts as neither).
+	CacheHits, CacheMisses int64
+	// Valid, Invalid and Unavailable count the lookups that asked Keystone, by
+	// answer: the token accepted, refused, or no answer (an outage). Their sum
+	// is Calls.
+	Valid, Invalid, Unavailable int64
+}
+
+// Stats returns the Validator's counts. It is cheap: read them when scraped.
+func (v *Validator) Stats() Stats {
+	return Stats{
+		CacheHits: v.stats.hits.Load(), CacheMisses: v.stats.misses.Load(),
+		Valid: v.stats.valid.Load(), Invalid: v.stats.invalid.Load(), Unavailable: v.stats.unavailable.Load(),
+	}
 }
 
 // New returns a Validator for cfg. It doesn't contact Keystone: the service may start
@@ -179,8 +199,10 @@ func (v *Validator) Validate(ctx context.Context, token string) (Identity, error
 	}
 	key := keyOf(token)
 	if e, ok := v.cache.get(key, v.cfg.Now()); ok {
+		v.stats.hits.Add(1)
 		return e.answer()
 	}
+	v.stats.misses.Add(1)
 	// The flight is keyed by the hash too: singleflight keeps its keys while calls run.
 	ch := v.flight.DoChan(string(key[:]), func() (any, error) {
 		e, err := v.fetch(ctx, key, token)
@@ -220,6 +242,7 @@ func (v *Validator) fetch(ctx context.Context, key tokenKey, token string) (entr
 	now = v.cfg.Now()
 	switch {
 	case err == nil:
+		v.stats.valid.Add(1)
 		e := entry{key: key, identity: id, expires: now.Add(v.cfg.CacheTTL)}
 		if !id.ExpiresAt.IsZero() && id.ExpiresAt.Before(e.expires) {
 			e.expires = id.ExpiresAt
@@ -231,12 +254,14 @@ func (v *Validator) fetch(ctx context.Context, key tokenKey, token string) (entr
 		}
 		return e, nil
 	case errors.Is(err, ErrInvalidToken):
+		v.stats.invalid.Add(1)
 		e := entry{key: key, err: err, expires: now.Add(v.cfg.NegativeTTL)}
 		v.cache.put(e)
 		v.cfg.Logger.DebugContext(ctx, "keystone refused a token", "reason", err.Error())
 		return e, nil
 	default:
 		// Outages are not cached: the next request asks again, so recovery is immediate.
+		v.stats.unavailable.Add(1)
 		if !errors.Is(err, ErrUnavailable) {
 			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}

@@ -435,3 +435,26 @@ func mustValidate(tb testing.TB, v *Validator, token string) Identity {
 	}
 	return id
 }
+
+func TestValidator_Stats(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock()
+	backend := &fakeBackend{answers: map[string][]answer{
+		"tok-a": {valid("A", time.Hour)},
+		"tok-o": {outage},
+	}}
+	v := mustValidator(t, Config{}, backend, clock)
+	ctx := context.Background()
+	for _, tok := range []string{"tok-a", "tok-a", "tok-x", "tok-x", "tok-o", "tok-o", "bad token"} {
+		_, _ = v.Validate(ctx, tok)
+	}
+	// tok-a: a miss then a hit; tok-x: refused, then the refusal from the
+	// cache; tok-o: two outages, never cached; "bad token" is not asked about.
+	want := Stats{CacheHits: 2, CacheMisses: 4, Valid: 1, Invalid: 1, Unavailable: 2}
+	if got := v.Stats(); got != want {
+		t.Fatalf("Stats = %+v, want %+v", got, want)
+	}
+	if v.Calls() != want.Valid+want.Invalid+want.Unavailable {
+		t.Fatalf("Calls = %d, want the lookups' sum", v.Calls())
+	}
+}

@@ -28,7 +28,7 @@ import (
 // else; the nil Store it embeds would panic if it did.
 type putOnly struct{ Store }
 
-func (putOnly) PutOperation(context.Context, store.Operation) error { return nil }
+func (putOnly) PutOperation(context.Context, store.Operation) (bool, error) { return false, nil }
 
 func benchBody(n int) string {
 	const head, tail = `{"remark":"¥ 接続","pad":"`, `"}`

@@ -74,10 +74,10 @@ type blockingStore struct {
 	release chan struct{}
 }
 
-func (b *blockingStore) PutOperation(ctx context.Context, op store.Operation) error {
+func (b *blockingStore) PutOperation(ctx context.Context, op store.Operation) (bool, error) {
 	b.started <- struct{}{}
 	<-b.release
-	return nil
+	return false, nil
 }
 
 func TestReadBody_memoryBound(t *testing.T) {
@@ -124,7 +124,7 @@ func TestReadBody_memoryBound(t *testing.T) {
 // panickingStore panics on every write.
 type panickingStore struct{ fakeStore }
 
-func (panickingStore) PutOperation(context.Context, store.Operation) error { panic("boom") }
+func (panickingStore) PutOperation(context.Context, store.Operation) (bool, error) { panic("boom") }
 
 func TestPanic_loggedOnceAsJSON(t *testing.T) {
 	var logs strings.Builder

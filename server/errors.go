@@ -225,6 +225,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		return
 	}
 	r := classify(err)
+	s.metrics.countRefusal(c, r.status)
 	if r.status >= 500 {
 		s.log.ErrorContext(c.Request().Context(), "request failed",
 			"request_id", requestID(c), "method", c.Request().Method,
@@ -232,6 +233,14 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	}
 	if errors.Is(err, errBusy) {
 		c.Response().Header().Set("Retry-After", busyRetryAfter)
+	}
+	if r.status == http.StatusMethodNotAllowed {
+		// Echo's router lists the routes' methods; HEAD is served
+		// wherever GET is (ServeHTTP).
+		h := c.Response().Header()
+		if allow := h.Get(echo.HeaderAllow); strings.Contains(allow, http.MethodGet) && !strings.Contains(allow, http.MethodHead) {
+			h.Set(echo.HeaderAllow, allow+", "+http.MethodHead)
+		}
 	}
 	body := errorBody(familyOf(c.Request().URL.Path), r, dataConsistency(err))
 	if c.Request().Method == http.MethodHead {

@@ -89,8 +89,8 @@ func serve(tb testing.TB, s *Server, req *http.Request) *httptest.ResponseRecord
 // fakeStore fails every call with err.
 type fakeStore struct{ err error }
 
-func (f fakeStore) Ping(context.Context) error                          { return f.err }
-func (f fakeStore) PutOperation(context.Context, store.Operation) error { return f.err }
+func (f fakeStore) Ping(context.Context) error                                  { return f.err }
+func (f fakeStore) PutOperation(context.Context, store.Operation) (bool, error) { return false, f.err }
 func (f fakeStore) GetOperation(context.Context, string) (store.Operation, error) {
 	return store.Operation{}, f.err
 }
@@ -98,8 +98,8 @@ func (f fakeStore) ListOperationIDs(context.Context, func(string) error) error {
 func (f fakeStore) ListOperations(context.Context, func(store.Operation) error) error {
 	return f.err
 }
-func (f fakeStore) PutICCOperation(context.Context, store.ICCOperation) (store.ICCOperation, bool, error) {
-	return store.ICCOperation{}, false, f.err
+func (f fakeStore) PutICCOperation(context.Context, store.ICCOperation) (store.ICCOperation, store.Write, error) {
+	return store.ICCOperation{}, 0, f.err
 }
 func (f fakeStore) ListICCOperations(context.Context, store.ICCFilter, func(store.ICCOperation) error) error {
 	return f.err

@@ -27,9 +27,9 @@ func (waitingStore) Ping(ctx context.Context) error {
 	return fmt.Errorf("ping: %w", ctx.Err())
 }
 
-func (waitingStore) PutOperation(ctx context.Context, _ store.Operation) error {
+func (waitingStore) PutOperation(ctx context.Context, _ store.Operation) (bool, error) {
 	<-ctx.Done()
-	return fmt.Errorf("put operation: %w", ctx.Err())
+	return false, fmt.Errorf("put operation: %w", ctx.Err())
 }
 
 // logLines parses the JSON log lines in b.

@@ -66,15 +66,20 @@ func (s *Server) PutICCOperation(ctx context.Context, req gen.PutICCOperationReq
 	if err != nil {
 		return nil, err
 	}
-	stored, created, err := s.store.PutICCOperation(ctx, op)
+	stored, w, err := s.store.PutICCOperation(ctx, op)
 	if err != nil {
 		return nil, dbErr(err)
+	}
+	if w == store.Repeated {
+		s.metrics.writes[familyICC][outcomeRepeat].Inc()
+	} else {
+		s.metrics.writes[familyICC][outcomeAccepted].Inc()
 	}
 	rec, err := iccRecordToGen(stored)
 	if err != nil {
 		return nil, err
 	}
-	if created {
+	if w == store.Created {
 		return iccRecordAnswer{http.StatusCreated, rec}, nil
 	}
 	return iccRecordAnswer{http.StatusOK, rec}, nil

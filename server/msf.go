@@ -21,8 +21,14 @@ func (s *Server) PutOperation(ctx context.Context, req gen.PutOperationRequestOb
 	if err != nil {
 		return nil, err
 	}
-	if err := s.store.PutOperation(ctx, op); err != nil {
+	repeat, err := s.store.PutOperation(ctx, op)
+	if err != nil {
 		return nil, dbErr(err)
+	}
+	if repeat {
+		s.metrics.writes[familyMSF][outcomeRepeat].Inc()
+	} else {
+		s.metrics.writes[familyMSF][outcomeAccepted].Inc()
 	}
 	return gen.PutOperation200Response{}, nil
 }

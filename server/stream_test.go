@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -70,9 +72,28 @@ func TestListOperations_streams(t *testing.T) {
 	}
 }
 
+// lockedBuffer is a log destination written from the server's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 func TestListOperations_failureMidStreamAborts(t *testing.T) {
 	st := &manyIDs{n: 20000, fail: true, sent: func() int { return 0 }}
-	s, err := New(Options{Store: st, AllowedCIDRs: mustPrefixes("127.0.0.0/8")})
+	var logs lockedBuffer
+	s, err := New(Options{Store: st, AllowedCIDRs: mustPrefixes("127.0.0.0/8"), Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,6 +107,28 @@ func TestListOperations_failureMidStreamAborts(t *testing.T) {
 	_, err = io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 || err == nil {
 		t.Fatalf("status %d, read error %v: a cut list must not look complete", resp.StatusCode, err)
+	}
+	// The request cut short still has its access line (written in a defer),
+	// once, marked aborted; the error is logged once too.
+	ts.Close() // waits for the handler to return
+	var access, failed int
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		switch m["msg"] {
+		case "request":
+			access++
+			if m["aborted"] != true || m["status"] != float64(200) {
+				t.Errorf("access line %s, want status 200 and aborted", l)
+			}
+		case "error after response started":
+			failed++
+		}
+	}
+	if access != 1 || failed != 1 {
+		t.Errorf("%d access lines and %d error lines, want 1 and 1:\n%s", access, failed, logs.String())
 	}
 }
 

@@ -239,9 +239,9 @@ type recordingStore struct {
 	got *store.ICCOperation
 }
 
-func (r *recordingStore) PutICCOperation(_ context.Context, op store.ICCOperation) (store.ICCOperation, bool, error) {
+func (r *recordingStore) PutICCOperation(_ context.Context, op store.ICCOperation) (store.ICCOperation, store.Write, error) {
 	*r.got = op
-	return op, true, nil
+	return op, store.Created, nil
 }
 
 // B2's handler decodes the body itself, with encoding/json, which matches

@@ -73,7 +73,7 @@ func BenchmarkStore_PutOperationWorkload(b *testing.B) {
 					for i := 0; pb.Next(); i++ {
 						// b.N tells the calls of this function apart.
 						op := benchOperation(fmt.Sprintf("parallel-%d-%d-%d", b.N, w, i/2), i%2 == 1)
-						if err := s.PutOperation(context.Background(), op); err != nil {
+						if _, err := s.PutOperation(context.Background(), op); err != nil {
 							b.Error(err) // not Fatal: this is not the benchmark's goroutine
 							return
 						}

@@ -65,7 +65,7 @@ func TestStore_frozenDatabase(t *testing.T) {
 	p.Set(dbtest.Hang)
 	calls := map[string]func() error{
 		"Ping":         func() error { return s.Ping(ctx) },
-		"PutOperation": func() error { return s.PutOperation(ctx, newOperation("frozen")) },
+		"PutOperation": func() error { _, err := s.PutOperation(ctx, newOperation("frozen")); return err },
 		"GetOperation": func() error { _, err := s.GetOperation(ctx, "before"); return err },
 		"ListOperationIDs": func() error {
 			return s.ListOperationIDs(ctx, func(string) error { return nil })
@@ -131,7 +131,7 @@ func TestStore_commitFaults(t *testing.T) {
 			s, direct, p := mustProxiedStore(t)
 			t.Run("MSF", func(t *testing.T) {
 				p.FailNext(tt.msf, tt.fault)
-				err := timed(t, "PutOperation", func() error { return s.PutOperation(ctx, newOperation("msf")) })
+				err := timed(t, "PutOperation", func() error { _, err := s.PutOperation(ctx, newOperation("msf")); return err })
 				checkCommitFault(t, err, true)
 				// The client gave up on the connection at once; the server
 				// may still be running the statement it received.
@@ -193,7 +193,7 @@ func TestStore_databaseDown(t *testing.T) {
 	s, _, p := mustProxiedStore(t)
 	ctx := context.Background()
 	p.Set(dbtest.Refuse)
-	err := timed(t, "PutOperation", func() error { return s.PutOperation(ctx, newOperation("down")) })
+	err := timed(t, "PutOperation", func() error { _, err := s.PutOperation(ctx, newOperation("down")); return err })
 	if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrOutcomeUnknown) {
 		t.Fatalf("PutOperation on a database that is down = %v, want ErrUnavailable only", err)
 	}

@@ -83,16 +83,29 @@ func checkICCTransition(old, next string) error {
 	return nil
 }
 
-// PutICCOperation records op, creating it (created is true) or replacing the
-// stored operation with the same ID (created is false), and returns the record
-// as stored. Replacing keeps the operation's place in the order recorded. It
-// returns ErrConflict (as a *ConflictError), changing nothing, when the stored
-// status is complete or error and op's status differs. Of concurrent first
-// calls for one id exactly one creates. It returns ErrUnavailable when the
-// database cannot be reached.
-func (s *Store) PutICCOperation(ctx context.Context, op ICCOperation) (stored ICCOperation, created bool, err error) {
+// Write says what a write that succeeded did.
+type Write int
+
+const (
+	// Created is a new record.
+	Created Write = iota + 1
+	// Replaced is a stored record replaced by a different one.
+	Replaced
+	// Repeated is a write of exactly the stored record: nothing was written.
+	Repeated
+)
+
+// PutICCOperation records op, creating it (Created) or replacing the stored
+// operation with the same ID (Replaced; Repeated, writing nothing, when the
+// stored one is op already), and returns the record as stored. Replacing
+// keeps the operation's place in the order recorded. It returns ErrConflict
+// (as a *ConflictError), changing nothing, when the stored status is complete
+// or error and op's status differs. Of concurrent first calls for one id
+// exactly one creates. It returns ErrUnavailable when the database cannot be
+// reached.
+func (s *Store) PutICCOperation(ctx context.Context, op ICCOperation) (stored ICCOperation, w Write, err error) {
 	if op.ID == "" {
-		return ICCOperation{}, false, errors.New("put icc operation: empty id")
+		return ICCOperation{}, 0, errors.New("put icc operation: empty id")
 	}
 	op.ReceptionDatetime = utcSecond(op.ReceptionDatetime)
 	op.CommitDatetime = utcSecondPtr(op.CommitDatetime)
@@ -104,11 +117,9 @@ func (s *Store) PutICCOperation(ctx context.Context, op ICCOperation) (stored IC
 	now := utcSecond(s.now())
 
 	err = s.inTx(ctx, func(tx *gorm.DB) error {
-		created = false
 		row := iccOperationToRow(op)
 		var old iccRow
 		err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).
-			Select("seq", "operation_status", "tenant_id", "connection_id").
 			Where("operation_id = ?", op.ID).
 			Take(&old).Error
 		switch {
@@ -118,7 +129,7 @@ func (s *Store) PutICCOperation(ctx context.Context, op ICCOperation) (stored IC
 			if err := tx.Create(&row).Error; err != nil {
 				return err
 			}
-			created = true
+			w = Created
 			return refreshLatest(tx, connectionKey{op.TenantID, op.ConnectionID})
 		case err != nil:
 			return err
@@ -126,6 +137,11 @@ func (s *Store) PutICCOperation(ctx context.Context, op ICCOperation) (stored IC
 		if err := checkICCTransition(old.OperationStatus, op.OperationStatus); err != nil {
 			return err
 		}
+		if sameICCRow(old, row) {
+			w = Repeated
+			return nil
+		}
+		w = Replaced
 		row.UpdatedAt = now
 		err = tx.Model(&iccRow{}).
 			Where("seq = ?", old.Seq).
@@ -139,9 +155,20 @@ func (s *Store) PutICCOperation(ctx context.Context, op ICCOperation) (stored IC
 		return refreshLatest(tx, connectionKey{old.TenantID, old.ConnectionID}, connectionKey{op.TenantID, op.ConnectionID})
 	})
 	if err != nil {
-		return ICCOperation{}, false, fmt.Errorf("put icc operation %q: %w", op.ID, s.translate(err))
+		return ICCOperation{}, 0, fmt.Errorf("put icc operation %q: %w", op.ID, s.translate(err))
 	}
-	return op, created, nil
+	return op, w, nil
+}
+
+// sameICCRow reports whether two rows of one operation hold the same record,
+// stamps aside.
+func sameICCRow(a, b iccRow) bool {
+	timeEq := func(x, y *time.Time) bool { return (x == nil) == (y == nil) && (x == nil || x.Equal(*y)) }
+	strEq := func(x, y *string) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
+	return a.TenantID == b.TenantID && a.ConnectionID == b.ConnectionID && a.OrderType == b.OrderType &&
+		a.Phase == b.Phase && a.OperationStatus == b.OperationStatus && a.ReceptionDatetime.Equal(b.ReceptionDatetime) &&
+		timeEq(a.CommitDatetime, b.CommitDatetime) && a.RequestBody == b.RequestBody &&
+		a.ResourceType == b.ResourceType && strEq(a.Error, b.Error)
 }
 
 // connectionKey names one connection of one tenant: icc_latest keeps the
@@ -267,12 +294,15 @@ func (s *Store) iccBatch(ctx context.Context, f ICCFilter, cur *iccCursor) (batc
 	err = s.bounded(ctx, func(ctx context.Context) error {
 		// Straight to database/sql: lists are the hot read path, and
 		// building each query through GORM cost a third of running it.
+		end := s.startSpan(ctx, "SELECT icc_operations", query)
 		rows, err := s.sqlDB.QueryContext(ctx, query, args...)
 		if err != nil {
+			end(err)
 			return err
 		}
 		defer rows.Close()
 		batch, err = scanICCOperations(rows)
+		end(err)
 		return err
 	})
 	return batch, err

@@ -44,12 +44,12 @@ func committed(op ICCOperation, status string, commit int) ICCOperation {
 
 func mustPutICCOperation(tb testing.TB, s *Store, op ICCOperation) (created bool) {
 	tb.Helper()
-	stored, created, err := s.PutICCOperation(context.Background(), op)
+	stored, w, err := s.PutICCOperation(context.Background(), op)
 	if err != nil {
 		tb.Fatalf("PutICCOperation(%q): %v", op.ID, err)
 	}
 	assertEqual(tb, "returned record", stored, op)
-	return created
+	return w == Created
 }
 
 func mustListICCOperations(tb testing.TB, s *Store, f ICCFilter) []ICCOperation {
@@ -185,7 +185,8 @@ func TestStore_PutICCOperation(t *testing.T) {
 						want = tt.stored(base)
 					}
 				}
-				stored, created, err := s.PutICCOperation(ctx, next)
+				stored, w, err := s.PutICCOperation(ctx, next)
+				created := w == Created
 				switch {
 				case tt.conflict:
 					if !errors.Is(err, ErrConflict) {
@@ -408,8 +409,8 @@ func TestStore_PutICCOperationConcurrent(t *testing.T) {
 		for i := range inputs {
 			wg.Go(func() {
 				<-start
-				_, created, err := s.PutICCOperation(ctx, inputs[i])
-				results[i] = result{created, err}
+				_, w, err := s.PutICCOperation(ctx, inputs[i])
+				results[i] = result{w == Created, err}
 			})
 		}
 		close(start)
@@ -519,5 +520,31 @@ func TestStore_ListICCOperationsLatestMarker(t *testing.T) {
 			wg.Wait()
 			check(t)
 		})
+	})
+}
+
+func TestStore_PutICCOperation_write(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s := mustOpen(t, b, Options{})
+		ctx := context.Background()
+		op := newICCOperation("again", "tenant", connA)
+		done := op
+		done.OperationStatus, done.CommitDatetime = "complete", ptr(at(30))
+		steps := []struct {
+			name string
+			op   ICCOperation
+			want Write
+		}{
+			{"a new operation is created", op, Created},
+			{"the stored one again is repeated", op, Repeated},
+			{"a different one replaces it", done, Replaced},
+			{"the terminal one again is repeated", done, Repeated},
+		}
+		for _, st := range steps {
+			_, w, err := s.PutICCOperation(ctx, st.op)
+			if err != nil || w != st.want {
+				t.Fatalf("%s: PutICCOperation = %v, %v; want %v", st.name, w, err, st.want)
+			}
+		}
 	})
 }

@@ -132,8 +132,8 @@ func transitionAllowed(new func(column string) string) string {
 // putOperationSQL is, per dialect, the one statement that writes a
 // notification: an INSERT of operationValues that, when the id is stored
 // already, replaces every column but id and created_at if and only if
-// transitionAllowed. Its RowsAffected is 0 when nothing changed: refused (or,
-// on MySQL, a repeat of the stored row within the same second).
+// transitionAllowed and something differs. Its RowsAffected is 0 when nothing
+// changed: refused, or a repeat of the stored notification.
 var putOperationSQL = map[dialect]string{
 	dialectMySQL:  upsertMySQL(),
 	dialectSQLite: upsertSQLite(),
@@ -146,16 +146,22 @@ func insertOperation() string {
 
 // upsertMySQL: MySQL has no WHERE on ON DUPLICATE KEY UPDATE, so each column
 // keeps its value unless the transition is allowed. Assignments run left to
-// right and later ones see earlier results: status and last_update_time, which
-// the condition reads, come last, and the condition is unchanged by their own
-// update (once allowed, still allowed).
+// right and later ones see earlier results: updated_at, which compares the
+// stored columns with the new ones, comes first, and status and
+// last_update_time, which the condition reads, come last (the condition is
+// unchanged by their own update: once allowed, still allowed). updated_at
+// moves only when something else does, so that a repeat changes no row.
 func upsertMySQL() string {
 	values := func(c string) string { return "VALUES(" + c + ")" }
 	ok := transitionAllowed(values)
-	var set []string
+	var same []string
+	for _, c := range contentColumns() {
+		same = append(same, c+" <=> VALUES("+c+")")
+	}
+	set := []string{"updated_at = IF(" + ok + " AND NOT (" + strings.Join(same, " AND ") + "), VALUES(updated_at), updated_at)"}
 	for _, c := range operationColumns {
 		switch c {
-		case "id", "created_at", "status", "last_update_time":
+		case "id", "created_at", "updated_at", "status", "last_update_time":
 			continue
 		}
 		set = append(set, c+" = IF("+ok+", VALUES("+c+"), "+c+")")
@@ -166,16 +172,35 @@ func upsertMySQL() string {
 	return insertOperation() + " ON DUPLICATE KEY UPDATE " + strings.Join(set, ", ")
 }
 
-// upsertSQLite: SQLite's upsert takes a WHERE.
+// contentColumns are the columns a notification sets: all but id and the
+// stamps.
+func contentColumns() []string {
+	var cs []string
+	for _, c := range operationColumns {
+		switch c {
+		case "id", "created_at", "updated_at":
+			continue
+		}
+		cs = append(cs, c)
+	}
+	return cs
+}
+
+// upsertSQLite: SQLite's upsert takes a WHERE; a repeat of the stored
+// notification matches no row.
 func upsertSQLite() string {
-	var set []string
+	var set, same []string
 	for _, c := range operationColumns {
 		if c != "id" && c != "created_at" {
 			set = append(set, c+" = excluded."+c)
 		}
 	}
+	for _, c := range contentColumns() {
+		same = append(same, c+" IS excluded."+c)
+	}
 	return insertOperation() + " ON CONFLICT (id) DO UPDATE SET " + strings.Join(set, ", ") +
-		" WHERE " + transitionAllowed(func(c string) string { return "excluded." + c })
+		" WHERE " + transitionAllowed(func(c string) string { return "excluded." + c }) +
+		" AND NOT (" + strings.Join(same, " AND ") + ")"
 }
 
 // PutOperation creates the operation or replaces the stored one with the same
@@ -183,7 +208,8 @@ func upsertSQLite() string {
 // nothing, when op goes backwards (030007): its LastUpdateTime is before the
 // stored one, its status ranks lower (unexecuted < executing < completed,
 // failed, canceled), or the stored status is terminal and op's differs.
-// Re-sending the stored notification succeeds. Concurrent calls for one id are
+// Re-sending the stored notification succeeds and writes nothing: repeat is
+// then true, and updated_at keeps its time. Concurrent calls for one id are
 // serialized, so the stored record is always exactly one accepted
 // notification. It returns ErrUnavailable when the database cannot be reached,
 // and ErrOutcomeUnknown when the connection broke after the write was sent.
@@ -193,21 +219,22 @@ func upsertSQLite() string {
 // database's row lock does the serializing, and no transaction is held open
 // across round trips. Only when nothing changed is the stored row read, to
 // tell a repeat from a refusal.
-func (s *Store) PutOperation(ctx context.Context, op Operation) error {
+func (s *Store) PutOperation(ctx context.Context, op Operation) (repeat bool, err error) {
 	if op.ID == "" {
-		return errors.New("put operation: empty id")
+		return false, errors.New("put operation: empty id")
 	}
 	if _, ok := statusRank[op.Status]; !ok {
-		return fmt.Errorf("put operation %q: unknown status %q", op.ID, op.Status)
+		return false, fmt.Errorf("put operation %q: unknown status %q", op.ID, op.Status)
 	}
 	row, err := operationToRow(op)
 	if err != nil {
-		return fmt.Errorf("put operation %q: %w", op.ID, err)
+		return false, fmt.Errorf("put operation %q: %w", op.ID, err)
 	}
 	row.CreatedAt = utcSecond(s.now())
 	row.UpdatedAt = row.CreatedAt
 	values := operationValues(&row)
 	err = s.withRetry(ctx, func(ctx context.Context) error {
+		repeat = false
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -221,7 +248,9 @@ func (s *Store) PutOperation(ctx context.Context, op Operation) error {
 		if err != nil {
 			return err
 		}
+		end := s.startSpan(ctx, "INSERT msf_operations", putOperationSQL[s.dialect])
 		res, err := stmt.ExecContext(context.WithoutCancel(ctx), values...)
+		end(err)
 		if err != nil {
 			return s.writeOutcome(err)
 		}
@@ -236,13 +265,17 @@ func (s *Store) PutOperation(ctx context.Context, op Operation) error {
 			}
 			return err
 		}
-		// A refusal, or (MySQL) the stored notification again, unchanged.
-		return checkTransition(Operation{Status: old.Status, LastUpdateTime: old.LastUpdateTime}, op)
+		// A refusal, or the stored notification again.
+		if err := checkTransition(Operation{Status: old.Status, LastUpdateTime: old.LastUpdateTime}, op); err != nil {
+			return err
+		}
+		repeat = true
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("put operation %q: %w", op.ID, s.translate(err))
+		return false, fmt.Errorf("put operation %q: %w", op.ID, s.translate(err))
 	}
-	return nil
+	return repeat, nil
 }
 
 // putStatement is putOperationSQL, prepared on first use. Executing a

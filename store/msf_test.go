@@ -41,7 +41,7 @@ func withClusters(op Operation, prefix string, n int) Operation {
 
 func mustPutOperation(tb testing.TB, s *Store, op Operation) {
 	tb.Helper()
-	if err := s.PutOperation(context.Background(), op); err != nil {
+	if _, err := s.PutOperation(context.Background(), op); err != nil {
 		tb.Fatalf("PutOperation(%q): %v", op.ID, err)
 	}
 }
@@ -280,7 +280,7 @@ func TestStore_PutOperation(t *testing.T) {
 						want = tt.stored(id)
 					}
 				}
-				err := s.PutOperation(ctx, tt.next(id))
+				_, err := s.PutOperation(ctx, tt.next(id))
 				if tt.conflict {
 					if !errors.Is(err, ErrConflict) {
 						t.Fatalf("PutOperation = %v, want ErrConflict", err)
@@ -554,7 +554,7 @@ func TestStore_ListOperations(t *testing.T) {
 			err := s.ListOperations(ctx, func(op Operation) error {
 				ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 				defer cancel()
-				if err := s.PutOperation(ctx, newOperation("nested-"+op.ID)); err != nil {
+				if _, err := s.PutOperation(ctx, newOperation("nested-"+op.ID)); err != nil {
 					return err
 				}
 				_, err := s.GetOperation(ctx, op.ID)
@@ -602,7 +602,7 @@ func TestStore_PutOperationConcurrent(t *testing.T) {
 		for i := range inputs {
 			wg.Go(func() {
 				<-start
-				errs[i] = s.PutOperation(ctx, inputs[i])
+				_, errs[i] = s.PutOperation(ctx, inputs[i])
 			})
 		}
 		close(start)
@@ -644,7 +644,7 @@ func TestStore_PutOperationRollback(t *testing.T) {
 			next.Status = "completed"
 			next.Response = &Response{StatusCode: ptr(200)}
 			next.TargetClusters[2].ClusterID = ""
-			err := s.PutOperation(context.Background(), next)
+			_, err := s.PutOperation(context.Background(), next)
 			if err == nil || errors.Is(err, ErrConflict) {
 				t.Fatalf("PutOperation = %v, want an error", err)
 			}
@@ -656,7 +656,7 @@ func TestStore_PutOperationRollback(t *testing.T) {
 			cancel()
 			next := withClusters(newOperation("rollback"), "after", 1)
 			next.LastUpdateTime = at(60)
-			if err := s.PutOperation(ctx, next); !errors.Is(err, context.Canceled) {
+			if _, err := s.PutOperation(ctx, next); !errors.Is(err, context.Canceled) {
 				t.Fatalf("PutOperation = %v, want context.Canceled", err)
 			}
 			assertEqual(t, "stored operation", mustGetOperation(t, s, "rollback"), before)
@@ -673,7 +673,7 @@ func BenchmarkStore_PutOperation(b *testing.B) {
 	for b.Loop() {
 		op.ID = fmt.Sprintf("bench-%d", i%100)
 		op.LastUpdateTime = at(i)
-		if err := s.PutOperation(ctx, op); err != nil {
+		if _, err := s.PutOperation(ctx, op); err != nil {
 			b.Fatal(err)
 		}
 		i++
@@ -692,5 +692,35 @@ func TestStore_PutOperationManyClusters(t *testing.T) {
 		if len(got.TargetClusters) != n || !reflect.DeepEqual(got.TargetClusters[n-1], op.TargetClusters[n-1]) {
 			t.Fatalf("got %d clusters", len(got.TargetClusters))
 		}
+	})
+}
+
+func TestStore_PutOperation_repeat(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s := mustOpen(t, b, Options{})
+		ctx := context.Background()
+		op := newOperation("again")
+		completed := op
+		completed.Status, completed.LastUpdateTime = "completed", at(20)
+		otherBody := completed
+		otherBody.Request.Body = ptr(`{"fabric":"other"}`)
+		steps := []struct {
+			name string
+			op   Operation
+			want bool
+		}{
+			{"a new operation is no repeat", op, false},
+			{"the stored notification again is a repeat", op, true},
+			{"a later one is no repeat", completed, false},
+			{"the terminal one again is a repeat", completed, true},
+			{"the same status and time with another body is no repeat", otherBody, false},
+		}
+		for _, st := range steps {
+			repeat, err := s.PutOperation(ctx, st.op)
+			if err != nil || repeat != st.want {
+				t.Fatalf("%s: PutOperation = %v, %v; want repeat %v", st.name, repeat, err, st.want)
+			}
+		}
+		assertEqual(t, "stored", mustGetOperation(t, s, "again"), otherBody)
 	})
 }

@@ -11,7 +11,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -20,6 +19,9 @@ import (
 	gosqlite "github.com/glebarez/go-sqlite"
 	"github.com/glebarez/sqlite"
 	"github.com/go-sql-driver/mysql"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	gormmysql "gorm.io/driver/mysql"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -42,6 +44,9 @@ type Options struct {
 	// is what bounds a COMMIT: so a call whose database stops answering during
 	// its COMMIT may take up to twice Timeout. 0 means 5 s.
 	Timeout time.Duration
+	// Tracer, when set, makes a span of each statement and transaction, a
+	// child of the span in the call's ctx. nil: no tracing, at no cost.
+	Tracer trace.Tracer
 }
 
 const (
@@ -73,6 +78,7 @@ type Store struct {
 	now       func() time.Time
 	batchSize int
 	timeout   time.Duration
+	tracer    trace.Tracer
 	closed    atomic.Bool
 
 	// put is putOperationSQL prepared, once it has been used (putStatement).
@@ -103,6 +109,7 @@ func open(ctx context.Context, dsn string, opts Options, steps []migration) (*St
 		now:       opts.Now,
 		batchSize: opts.BatchSize,
 		timeout:   opts.Timeout,
+		tracer:    opts.Tracer,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -131,17 +138,15 @@ func open(ctx context.Context, dsn string, opts Options, steps []migration) (*St
 		DisableAutomaticPing: true,
 	}
 
-	var err error
-	switch {
-	case strings.HasPrefix(dsn, "sqlite:"):
-		s.dialect = dialectSQLite
-		err = s.openSQLite(ctx, strings.TrimPrefix(dsn, "sqlite:"), cfg)
-	case strings.HasPrefix(dsn, "mysql://"):
-		s.dialect = dialectMySQL
-		err = s.openMySQL(ctx, dsn, cfg)
-	default:
-		// Never echo the DSN: it may hold a password.
-		return nil, errors.New("open store: database URL must start with sqlite: or mysql://")
+	u, err := parseURL(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	s.dialect = u.dialect
+	if u.dialect == dialectSQLite {
+		err = s.openSQLite(ctx, u.sqlitePath, cfg)
+	} else {
+		err = s.openMySQL(ctx, u.mysql, cfg)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s store: %w", s.dialect, s.translate(err))
@@ -165,12 +170,6 @@ func closeGORM(db *gorm.DB) {
 }
 
 func (s *Store) openSQLite(ctx context.Context, path string, cfg *gorm.Config) error {
-	if path == "" {
-		return errors.New("sqlite: path is empty")
-	}
-	if strings.Contains(path, "?") {
-		return errors.New("sqlite: query parameters are not supported in the path")
-	}
 	q := url.Values{}
 	// Another process holding a lock makes us wait, not fail at once; first,
 	// so that it covers the pragmas below.
@@ -304,62 +303,20 @@ func (s *Store) openGORM(ctx context.Context, sqlDB *sql.DB, d gorm.Dialector, c
 		sqlDB.Close()
 		return err
 	}
+	if s.tracer != nil {
+		if err := s.registerTracing(db); err != nil {
+			sqlDB.Close()
+			return err
+		}
+	}
 	s.db, s.sqlDB = db, sqlDB
 	return nil
 }
 
-// mysqlConfig turns "mysql://USER:PASS@HOST:PORT/DB?params" into a driver
-// configuration. The query parameters are the driver's own; parseTime, loc and
-// charset are forced because the row types and the schema depend on them.
-// timeout is the dial, read and write timeout unless the URL sets them.
-func mysqlConfig(dsn string, timeout time.Duration) (*mysql.Config, error) {
-	u, err := url.Parse(dsn)
-	if err != nil {
-		// url errors quote the whole input, password included.
-		return nil, errors.New("mysql: malformed database URL")
-	}
-	if u.Host == "" {
-		return nil, errors.New("mysql: database URL has no host")
-	}
-	dbName := strings.TrimPrefix(u.Path, "/")
-	if dbName == "" || strings.Contains(dbName, "/") {
-		return nil, errors.New("mysql: database URL must name one database: mysql://USER:PASS@HOST:PORT/DB")
-	}
-
-	q := u.Query()
-	q.Set("parseTime", "true")
-	q.Set("loc", "UTC")
-	q.Set("charset", "utf8mb4")
-	// Without a dial timeout an unreachable host blocks for the OS default
-	// (minutes) when the caller's ctx has no deadline. Without a read
-	// timeout a COMMIT, which the driver sends without a context, waits
-	// forever on a server that stopped answering (SIGSTOP, a dead host).
-	for _, p := range []string{"timeout", "readTimeout", "writeTimeout"} {
-		if !q.Has(p) {
-			q.Set(p, timeout.String())
-		}
-	}
-	if !q.Has("interpolateParams") {
-		// Placeholders filled in by the driver: one round trip per
-		// statement instead of three (prepare, execute, close).
-		q.Set("interpolateParams", "true")
-	}
-	// RowsAffected counts the rows a write changed (not those it merely
-	// matched): the MSF upsert tells "refused" from "applied" by it.
-	q.Set("clientFoundRows", "false")
-	cfg, err := mysql.ParseDSN("/?" + q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("mysql: database URL parameters: %w", err)
-	}
-	cfg.Net = "tcp"
-	cfg.Addr = u.Host
-	cfg.DBName = dbName
-	if u.User != nil {
-		cfg.User = u.User.Username()
-		cfg.Passwd, _ = u.User.Password()
-	}
-	return cfg, nil
-}
+// DB is the connection pool, for its statistics (sql.DB.Stats): Prometheus'
+// collectors.NewDBStatsCollector reads them. Statements go through the
+// Store's methods.
+func (s *Store) DB() *sql.DB { return s.sqlDB }
 
 // Close closes the database. Calls made after Close return ErrUnavailable.
 func (s *Store) Close() error {
@@ -467,6 +424,13 @@ const maxTxAttempts = 10
 // withRetry runs fn, and runs it again when it lost a race to another writer
 // (see retryable); fn must therefore reset anything it reports to the caller.
 // The whole, retries included, is bounded by Options.Timeout.
+//
+// The loop is written out rather than taken from a backoff library
+// (cenkalti/backoff and the like): what it must get right is which errors are
+// retried (retryable, a few lines) and that the whole stays within ctx and
+// Options.Timeout, which bounded already does; the waits themselves are one
+// line, and a library would add a dependency and a second notion of "give
+// up" (its own elapsed-time limit) beside ctx.
 func (s *Store) withRetry(ctx context.Context, fn func(ctx context.Context) error) error {
 	return s.bounded(ctx, func(ctx context.Context) error { return s.retry(ctx, fn) })
 }
@@ -493,9 +457,20 @@ func (s *Store) retry(ctx context.Context, fn func(ctx context.Context) error) e
 // does. Any error rolls the transaction back, except a broken connection at
 // COMMIT, which is ErrOutcomeUnknown.
 func (s *Store) inTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
-	return s.withRetry(ctx, func(ctx context.Context) error {
+	return s.withRetry(ctx, func(ctx context.Context) (err error) {
+		if s.tracer != nil {
+			var span trace.Span
+			ctx, span = s.tracer.Start(ctx, "transaction", trace.WithAttributes(attribute.String("db.system.name", s.dialect.String())))
+			defer func() {
+				if err != nil {
+					span.RecordError(err)
+					span.SetStatus(codes.Error, "transaction failed")
+				}
+				span.End()
+			}()
+		}
 		committing := false
-		err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			if err := fn(tx); err != nil {
 				return err
 			}

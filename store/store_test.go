@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -195,9 +196,16 @@ func TestOpen(t *testing.T) {
 			t.Errorf("error %q shows the password", err)
 		}
 	})
-	t.Run("sqlite file that cannot be created is ErrUnavailable", func(t *testing.T) {
+	t.Run("sqlite file in a missing directory is refused naming it", func(t *testing.T) {
+		// SQLite itself says "out of memory".
 		dsn := "sqlite:" + filepath.Join(t.TempDir(), "missing", "dir", "store.db")
-		if _, err := Open(ctx, dsn, Options{}); !errors.Is(err, ErrUnavailable) {
+		if _, err := Open(ctx, dsn, Options{}); err == nil || !strings.Contains(err.Error(), "missing/dir\" does not exist") {
+			t.Fatalf("Open = %v, want the directory named", err)
+		}
+	})
+	t.Run("sqlite file that cannot be opened is ErrUnavailable", func(t *testing.T) {
+		// A directory where the file should be.
+		if _, err := Open(ctx, "sqlite:"+t.TempDir(), Options{}); !errors.Is(err, ErrUnavailable) {
 			t.Fatalf("Open = %v, want ErrUnavailable", err)
 		}
 	})
@@ -233,7 +241,7 @@ func TestStore_Ping(t *testing.T) {
 		if _, err := s.GetOperation(ctx, "x"); !errors.Is(err, ErrUnavailable) {
 			t.Errorf("GetOperation after Close = %v, want ErrUnavailable", err)
 		}
-		if err := s.PutOperation(ctx, newOperation("x")); !errors.Is(err, ErrUnavailable) {
+		if _, err := s.PutOperation(ctx, newOperation("x")); !errors.Is(err, ErrUnavailable) {
 			t.Errorf("PutOperation after Close = %v, want ErrUnavailable", err)
 		}
 	})
@@ -255,13 +263,23 @@ func TestStore_timestamps(t *testing.T) {
 			return stamps{got.CreatedAt.UTC(), got.UpdatedAt.UTC()}
 		}
 
-		mustPutOperation(t, s, newOperation("stamped"))
-		mustPutICCOperation(t, s, newICCOperation("stamped", "tenant", connA))
-		now = at(2000).Add(time.Second / 2)
-		mustPutOperation(t, s, newOperation("stamped"))
-		mustPutICCOperation(t, s, newICCOperation("stamped", "tenant", connA))
+		op, iccOp := newOperation("stamped"), newICCOperation("stamped", "tenant", connA)
+		mustPutOperation(t, s, op)
+		mustPutICCOperation(t, s, iccOp)
+		// A repeat writes nothing: updated_at stays.
+		now = at(1500)
+		mustPutOperation(t, s, op)
+		mustPutICCOperation(t, s, iccOp)
+		want := stamps{at(1000), at(1000)}
+		assertEqual(t, "msf_operations stamps after a repeat", read("msf_operations", "id = ?", "stamped"), want)
+		assertEqual(t, "icc_operations stamps after a repeat", read("icc_operations", "operation_id = ?", "stamped"), want)
 
-		want := stamps{at(1000), at(2000)}
+		now = at(2000).Add(time.Second / 2)
+		op.LastUpdateTime = at(20)
+		iccOp.Phase = "approve_connection"
+		mustPutOperation(t, s, op)
+		mustPutICCOperation(t, s, iccOp)
+		want = stamps{at(1000), at(2000)}
 		assertEqual(t, "msf_operations stamps", read("msf_operations", "id = ?", "stamped"), want)
 		assertEqual(t, "icc_operations stamps", read("icc_operations", "operation_id = ?", "stamped"), want)
 	})
@@ -305,4 +323,69 @@ func TestTranslate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// What the MySQL driver has to say goes through the store's slog logger,
+// as JSON, never to stderr as text: here, the idle connection the server
+// killed, which the driver finds dead and drops.
+func TestStore_driverLogsThroughSlog(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		if b.name != "mysql" {
+			return // SQLite's driver logs nothing
+		}
+		var logs lockedBuffer
+		s := mustOpen(t, b, Options{Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+		ctx := context.Background()
+		var dbName string
+		if err := s.sqlDB.QueryRowContext(ctx, "SELECT DATABASE()").Scan(&dbName); err != nil {
+			t.Fatal(err)
+		}
+		admin, err := mysqlAdmin()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := admin.QueryContext(ctx, "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ?", dbName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []int64
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		for _, id := range ids {
+			_, _ = admin.ExecContext(ctx, fmt.Sprintf("KILL %d", id))
+		}
+		// The first use finds the connection dead: either the driver's
+		// check before reuse, or the ping itself (then it fails), logs it.
+		_ = s.Ping(ctx)
+		if err := s.Ping(ctx); err != nil {
+			t.Fatalf("Ping after the kill: %v", err)
+		}
+		if len(ids) == 0 || !strings.Contains(logs.String(), `"msg":"store: mysql driver"`) {
+			t.Fatalf("killed %d connections; want the driver's message as a JSON line, got:\n%s", len(ids), logs.String())
+		}
+	})
+}
+
+// lockedBuffer is a log destination written from several goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -30,7 +30,7 @@ type Config struct {
 	MSFOps      int // -msf-ops: MSF operations streamed by the A2 detail-list RSS row
 
 	BufferPool string // -buffer-pool: auto (raise innodb_buffer_pool_size when too small) or keep
-	PprofDir   string // -pprof: profile the service through PPROF_ADDR into this directory
+	PprofDir   string // -pprof: profile the service through ADMIN_ADDR into this directory
 	Only       map[string]bool
 	Quick      bool
 }
@@ -67,7 +67,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.IntVar(&c.OpsPerConn, "ops", 10, "ICC data set: operations per connection")
 	fs.IntVar(&c.MSFOps, "msf-ops", 100000, "MSF operations listed by the A2 detail-list RSS row")
 	fs.StringVar(&c.BufferPool, "buffer-pool", "auto", "auto: raise innodb_buffer_pool_size (SET GLOBAL) when smaller than the data set; keep: only warn")
-	fs.StringVar(&c.PprofDir, "pprof", "", "write CPU and heap profiles of the service here, fetched from PPROF_ADDR (the service must serve net/http/pprof there)")
+	fs.StringVar(&c.PprofDir, "pprof", "", "write CPU and heap profiles of the service here, fetched from ADMIN_ADDR (the service must serve net/http/pprof there)")
 	only := fs.String("only", "", "comma-separated sections to run: "+strings.Join(sections, ","))
 	fs.BoolVar(&c.Quick, "quick", false, "smoke run: short runs and a small data set in NAME_quick (figures are not meaningful)")
 	if err := fs.Parse(args); err != nil {

@@ -334,7 +334,7 @@ func loadMSF(ctx context.Context, db *sql.DB, dbName string, st *store.Store, d 
 	}
 	err = parallel(ctx, msfWriters, msfWriters, func(ctx context.Context, w int) error {
 		for i := w; i < d.ops; i += msfWriters {
-			if err := st.PutOperation(ctx, msfOperation(i)); err != nil {
+			if _, err := st.PutOperation(ctx, msfOperation(i)); err != nil {
 				return err
 			}
 		}

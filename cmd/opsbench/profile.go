@@ -12,8 +12,8 @@ import (
 )
 
 // profiler fetches CPU and heap profiles of the service from the
-// net/http/pprof handlers it serves on PPROF_ADDR (when it does: opsbench
-// passes PPROF_ADDR to every service it starts with -pprof, and says so
+// net/http/pprof handlers it serves on ADMIN_ADDR (when it does: opsbench
+// passes ADMIN_ADDR to every service it starts with -pprof, and says so
 // when nothing answers there). Profiles are taken during the first run of a
 // measurement only; they slow the service a little.
 type profiler struct {
@@ -22,7 +22,7 @@ type profiler struct {
 
 	mu      sync.Mutex
 	written []string
-	missing bool // nothing answered on PPROF_ADDR
+	missing bool // nothing answered on ADMIN_ADDR
 }
 
 func newProfiler(dir string) (*profiler, error) {
@@ -99,7 +99,7 @@ func (pr *profiler) notes() []string {
 	defer pr.mu.Unlock()
 	var out []string
 	if pr.missing {
-		out = append(out, "pprof: the service did not answer on PPROF_ADDR (not implemented yet?): some profiles are missing")
+		out = append(out, "pprof: the service did not answer on ADMIN_ADDR (not implemented yet?): some profiles are missing")
 	}
 	for _, f := range pr.written {
 		out = append(out, "pprof: wrote "+f+" (go tool pprof -http=127.0.0.1:0 bin/opsvc "+f+")")

@@ -26,7 +26,7 @@ type process struct {
 	name string
 	cmd  *exec.Cmd
 	addr string // 127.0.0.1:PORT
-	// pprofAddr is the PPROF_ADDR it was given, "" for none.
+	// pprofAddr is the ADMIN_ADDR it was given, "" for none.
 	pprofAddr string
 	exited    chan struct{}
 	waitErr   error
@@ -174,7 +174,7 @@ func serviceEnv(listen, databaseURL, tokens, pprofAddr string, extra []string) [
 		"AUTH_TOKENS_FILE="+tokens,
 	)
 	if pprofAddr != "" {
-		env = append(env, "PPROF_ADDR="+pprofAddr)
+		env = append(env, "ADMIN_ADDR="+pprofAddr)
 	}
 	return append(env, extra...)
 }

@@ -685,7 +685,7 @@ func runSoak(ctx context.Context, args []string, getenv func(string) string, std
 }
 
 // goroutineCount reads the first line of /debug/pprof/goroutine?debug=1,
-// "goroutine profile: total N", from the service's PPROF_ADDR.
+// "goroutine profile: total N", from the service's ADMIN_ADDR.
 func goroutineCount(ctx context.Context, client *http.Client, svc *process) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+svc.pprofAddr+"/debug/pprof/goroutine?debug=1", nil)
 	if err != nil {
@@ -700,7 +700,7 @@ func goroutineCount(ctx context.Context, client *http.Client, svc *process) (int
 	first, _, _ := strings.Cut(string(b), "\n")
 	n, err := strconv.Atoi(strings.TrimPrefix(first, "goroutine profile: total "))
 	if err != nil {
-		return 0, fmt.Errorf("goroutine profile: %q (does the service serve PPROF_ADDR?)", first)
+		return 0, fmt.Errorf("goroutine profile: %q (does the service serve ADMIN_ADDR?)", first)
 	}
 	return n, nil
 }

@@ -17,18 +17,8 @@ func newAuthenticator(cfg Config, log *slog.Logger) (server.Authenticator, strin
 	switch {
 	case cfg.Keystone.URL != "":
 		k := cfg.Keystone
-		v, err := keystone.New(keystone.Config{
-			URL:         k.URL,
-			Username:    k.Username,
-			Password:    k.Password,
-			Project:     k.Project,
-			Domain:      k.Domain,
-			CacheTTL:    k.CacheTTL,
-			NegativeTTL: k.NegativeTTL,
-			CacheSize:   k.CacheSize,
-			Timeout:     k.Timeout,
-			Logger:      log,
-		})
+		k.Logger = log
+		v, err := keystone.New(k)
 		if err != nil {
 			return nil, "", fmt.Errorf("KEYSTONE_URL: %w", err)
 		}

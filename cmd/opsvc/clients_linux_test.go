@@ -31,7 +31,7 @@ import (
 // go test -v -run TestClients_ ./cmd/opsvc
 
 // watched is the service binary with what the tests read of it: memory and
-// open descriptors from /proc, goroutines from PPROF_ADDR.
+// open descriptors from /proc, goroutines from ADMIN_ADDR.
 type watched struct {
 	*binary
 	pprof string
@@ -39,17 +39,17 @@ type watched struct {
 
 func mustWatch(t *testing.T, env ...string) *watched {
 	t.Helper()
-	b := mustExecMain(t, "", append(env, "PPROF_ADDR=127.0.0.1:0")...)
+	b := mustExecMain(t, "", append(env, "ADMIN_ADDR=127.0.0.1:0")...)
 	w := &watched{binary: b}
-	// The pprof line comes before the listening one.
+	// The admin line comes before the listening one.
 	for _, line := range strings.Split(b.logs.String(), "\n") {
 		var l struct{ Msg, Addr string }
-		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "pprof listening" {
+		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "admin listening" {
 			w.pprof = l.Addr
 		}
 	}
 	if w.pprof == "" {
-		t.Fatalf("no pprof listening line:\n%s", b.logs)
+		t.Fatalf("no admin listening line:\n%s", b.logs)
 	}
 	return w
 }

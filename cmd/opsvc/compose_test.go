@@ -26,6 +26,7 @@ func TestDockerCompose(t *testing.T) {
 			Healthcheck struct{ Test []string }
 			Volumes     []string
 			Ports       []string
+			Restart     string
 		}
 		Volumes map[string]any
 	}
@@ -56,6 +57,45 @@ func TestDockerCompose(t *testing.T) {
 	}
 	if !mounted {
 		t.Error("the tokens file is not mounted")
+	}
+	for name, s := range c.Services {
+		if s.Restart != "unless-stopped" && s.Restart != "always" {
+			t.Errorf("%s: restart %q, want a policy that restarts it", name, s.Restart)
+		}
+	}
+	// Published on the host's loopback unless told otherwise.
+	if len(svc.Ports) != 1 || !strings.HasPrefix(svc.Ports[0], "${OPSVC_PUBLISH:-127.0.0.1:8080}:") {
+		t.Errorf("opsvc ports %q, want 127.0.0.1:8080 by default", svc.Ports)
+	}
+	// No password on a command line: ps would show it.
+	check := strings.Join(db.Healthcheck.Test, " ")
+	if strings.Contains(check, " -p") || strings.Contains(check, "--password") || !strings.Contains(check, "MYSQL_PWD=") {
+		t.Errorf("mysql health check %q passes the password on the command line", check)
+	}
+}
+
+// The image's build context leaves out history, local databases, binaries and
+// credentials.
+func TestDockerignore(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile(filepath.Join("..", "..", ".dockerignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, l := range strings.Split(string(b), "\n") {
+		have[strings.TrimSpace(l)] = true
+	}
+	for _, want := range []string{".git", "bin/", "operations.db*", "*.db", ".keystone/", "*.env"} {
+		if !have[want] {
+			t.Errorf(".dockerignore does not exclude %s", want)
+		}
+	}
+	// What the build needs is not excluded.
+	for _, need := range []string{"go.mod", "go.sum", "openapi.yaml", "cmd/", "*.go"} {
+		if have[need] {
+			t.Errorf(".dockerignore excludes %s, which the build needs", need)
+		}
 	}
 }
 

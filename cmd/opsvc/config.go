@@ -2,22 +2,34 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"strconv"
 	"strings"
 	"time"
 
+	"example.com/opsvc/keystone"
 	"example.com/opsvc/server"
+	"example.com/opsvc/store"
 )
 
 // Config is the whole configuration, read from the environment once, at start.
 type Config struct {
 	ListenAddr     string         // LISTEN_ADDR
 	DatabaseURL    string         // DATABASE_URL: sqlite:PATH or mysql://USER:PASS@HOST:PORT/DB
+	DatabaseKind   string         // "sqlite" or "mysql", from DATABASE_URL
 	AuthTokensFile string         // AUTH_TOKENS_FILE: static tokens; empty: none
 	AllowedCIDRs   []netip.Prefix // MSF_ALLOWED_CIDRS
-	LogLevel       string         // LOG_LEVEL: debug, info, warn, error
-	PprofAddr      string         // PPROF_ADDR: where net/http/pprof listens; empty: nowhere
+	LogLevel       slog.Level     // LOG_LEVEL: debug, info, warn, error
+	// AdminAddr (ADMIN_ADDR) is where /metrics and net/http/pprof listen;
+	// empty: nowhere. PPROF_ADDR, its former name, is still read when
+	// ADMIN_ADDR is not set (PprofAlias then says so, for a warning).
+	AdminAddr  string
+	PprofAlias bool
+	// OTLPEndpoint (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else
+	// OTEL_EXPORTER_OTLP_ENDPOINT + "/v1/traces") is where spans go over
+	// OTLP/HTTP; empty: no tracing at all.
+	OTLPEndpoint string
 
 	DatabaseTimeout      time.Duration // DATABASE_TIMEOUT: bounds each call to the database
 	DatabaseStartTimeout time.Duration // DATABASE_START_TIMEOUT: how long start-up keeps trying to reach it; 0: not at all
@@ -34,21 +46,11 @@ type Config struct {
 	BodyMemory         int64         // BODY_MEMORY_MB (in MiB): what request bodies being decoded may take at once
 	StreamWriteTimeout time.Duration // STREAM_WRITE_TIMEOUT: how long a streamed list waits for a client that stopped reading
 
-	Keystone KeystoneConfig
-}
-
-// KeystoneConfig selects Keystone mode when URL is set: tokens are validated
-// by Keystone v3 with the service's own credentials.
-type KeystoneConfig struct {
-	URL         string        // KEYSTONE_URL, e.g. http://keystone:5000/v3
-	Username    string        // KEYSTONE_USERNAME
-	Password    string        // KEYSTONE_PASSWORD
-	Project     string        // KEYSTONE_PROJECT
-	Domain      string        // KEYSTONE_DOMAIN
-	CacheTTL    time.Duration // KEYSTONE_CACHE_TTL
-	NegativeTTL time.Duration // KEYSTONE_NEGATIVE_TTL
-	CacheSize   int           // KEYSTONE_CACHE_SIZE
-	Timeout     time.Duration // KEYSTONE_TIMEOUT
+	// Keystone selects Keystone mode when its URL (KEYSTONE_URL) is set;
+	// KEYSTONE_USERNAME, _PASSWORD, _PROJECT, _DOMAIN, _CACHE_TTL,
+	// _NEGATIVE_TTL, _CACHE_SIZE and _TIMEOUT fill the rest, with the
+	// keystone package's defaults. run adds the Logger.
+	Keystone keystone.Config
 }
 
 // MAX_HEADER_BYTES stays between 4 KiB (a request line and a Keystone token
@@ -58,6 +60,11 @@ const (
 	maxHeaderBytes = 1 << 20
 )
 
+// logLevels are LOG_LEVEL's values.
+var logLevels = map[string]slog.Level{
+	"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError,
+}
+
 // loadConfig builds the Config from getenv, with the contract's defaults. A
 // bad value stops start-up with an error naming the variable.
 func loadConfig(getenv func(string) string) (Config, error) {
@@ -65,8 +72,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		ListenAddr:     or(getenv("LISTEN_ADDR"), ":8080"),
 		DatabaseURL:    or(getenv("DATABASE_URL"), "sqlite:operations.db"),
 		AuthTokensFile: getenv("AUTH_TOKENS_FILE"),
-		LogLevel:       or(getenv("LOG_LEVEL"), "info"),
-		PprofAddr:      getenv("PPROF_ADDR"),
+		AdminAddr:      getenv("ADMIN_ADDR"),
 
 		DatabaseTimeout:      5 * time.Second,
 		DatabaseStartTimeout: 2 * time.Minute,
@@ -78,30 +84,37 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		ReadTimeout:          time.Minute,
 		MaxHeaderBytes:       64 << 10,
 
-		Keystone: KeystoneConfig{
+		Keystone: keystone.Config{
 			URL:         getenv("KEYSTONE_URL"),
 			Username:    getenv("KEYSTONE_USERNAME"),
 			Password:    getenv("KEYSTONE_PASSWORD"),
 			Project:     getenv("KEYSTONE_PROJECT"),
-			Domain:      or(getenv("KEYSTONE_DOMAIN"), "Default"),
-			CacheTTL:    60 * time.Second,
-			NegativeTTL: 5 * time.Second,
-			CacheSize:   10000,
-			Timeout:     5 * time.Second,
+			Domain:      or(getenv("KEYSTONE_DOMAIN"), keystone.DefaultDomain),
+			CacheTTL:    keystone.DefaultCacheTTL,
+			NegativeTTL: keystone.DefaultNegativeTTL,
+			CacheSize:   keystone.DefaultCacheSize,
+			Timeout:     keystone.DefaultTimeout,
 		},
+	}
+	if c.AdminAddr == "" && getenv("PPROF_ADDR") != "" {
+		c.AdminAddr, c.PprofAlias = getenv("PPROF_ADDR"), true
+	}
+	c.OTLPEndpoint = getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+	if base := getenv("OTEL_EXPORTER_OTLP_ENDPOINT"); c.OTLPEndpoint == "" && base != "" {
+		c.OTLPEndpoint = strings.TrimSuffix(base, "/") + "/v1/traces"
 	}
 	var err error
 	if c.AllowedCIDRs, err = parseCIDRs(or(getenv("MSF_ALLOWED_CIDRS"), "127.0.0.0/8,::1/128")); err != nil {
 		return Config{}, fmt.Errorf("MSF_ALLOWED_CIDRS: %w", err)
 	}
-	if !strings.HasPrefix(c.DatabaseURL, "sqlite:") && !strings.HasPrefix(c.DatabaseURL, "mysql://") {
-		return Config{}, fmt.Errorf("DATABASE_URL: want sqlite:PATH or mysql://USER:PASS@HOST:PORT/DB")
+	if c.DatabaseKind, err = store.CheckURL(c.DatabaseURL); err != nil {
+		return Config{}, fmt.Errorf("DATABASE_URL: %w", err)
 	}
-	switch c.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		return Config{}, fmt.Errorf("LOG_LEVEL: want debug, info, warn or error, not %q", c.LogLevel)
+	level, ok := logLevels[or(getenv("LOG_LEVEL"), "info")]
+	if !ok {
+		return Config{}, fmt.Errorf("LOG_LEVEL: want debug, info, warn or error, not %q", getenv("LOG_LEVEL"))
 	}
+	c.LogLevel = level
 	durations := []struct {
 		name   string
 		dst    *time.Duration

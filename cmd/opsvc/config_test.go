@@ -1,11 +1,14 @@
 package main
 
 import (
+	"log/slog"
 	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"example.com/opsvc/keystone"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -32,6 +35,37 @@ func TestLoadConfig(t *testing.T) {
 		}
 		if c.ReadHeaderTimeout != 10*time.Second || c.ReadTimeout != time.Minute || c.MaxHeaderBytes != 64<<10 {
 			t.Fatalf("client limits: got %+v", c)
+		}
+	})
+	t.Run("observability settings are read", func(t *testing.T) {
+		c, err := loadConfig(env("LOG_LEVEL", "warn", "ADMIN_ADDR", "127.0.0.1:9090", "OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.LogLevel != slog.LevelWarn || c.AdminAddr != "127.0.0.1:9090" || c.PprofAlias || c.OTLPEndpoint != "http://collector:4318/v1/traces" {
+			t.Fatalf("got %+v", c)
+		}
+		c, err = loadConfig(env("PPROF_ADDR", "127.0.0.1:6060", "OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:4318",
+			"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://b:4318/traces"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.AdminAddr != "127.0.0.1:6060" || !c.PprofAlias || c.OTLPEndpoint != "http://b:4318/traces" {
+			t.Fatalf("PPROF_ADDR and the traces endpoint: got %+v", c)
+		}
+	})
+	t.Run("keystone defaults are the keystone package's", func(t *testing.T) {
+		c, err := loadConfig(env())
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := c.Keystone
+		if k.CacheTTL != keystone.DefaultCacheTTL || k.NegativeTTL != keystone.DefaultNegativeTTL ||
+			k.CacheSize != keystone.DefaultCacheSize || k.Timeout != keystone.DefaultTimeout || k.Domain != keystone.DefaultDomain {
+			t.Fatalf("got %+v", k)
+		}
+		if c.LogLevel != slog.LevelInfo || c.AdminAddr != "" || c.OTLPEndpoint != "" || c.DatabaseKind != "sqlite" {
+			t.Fatalf("got %+v", c)
 		}
 	})
 	t.Run("client limits are read", func(t *testing.T) {
@@ -75,6 +109,11 @@ func TestLoadConfig(t *testing.T) {
 	}{
 		{"bad CIDR", env("MSF_ALLOWED_CIDRS", "10.0.0.0/33"), "MSF_ALLOWED_CIDRS"},
 		{"bad database URL", env("DATABASE_URL", "postgres://x"), "DATABASE_URL"},
+		{"mysql URL without host", env("DATABASE_URL", "mysql:///operations"), "DATABASE_URL: mysql: no host"},
+		{"mysql URL without database", env("DATABASE_URL", "mysql://u:p@db:3306"), "DATABASE_URL: mysql: must name one database"},
+		{"sqlite file in a missing directory", env("DATABASE_URL", "sqlite:/nonexistent/dir/operations.db"), `DATABASE_URL: sqlite: directory "/nonexistent/dir" does not exist`},
+		{"sqlite without a path", env("DATABASE_URL", "sqlite:"), "DATABASE_URL"},
+		{"upper-case log level", env("LOG_LEVEL", "INFO"), "LOG_LEVEL"},
 		{"bad duration", env("SHUTDOWN_TIMEOUT", "soon"), "SHUTDOWN_TIMEOUT"},
 		{"bad cache size", env("KEYSTONE_CACHE_SIZE", "0"), "KEYSTONE_CACHE_SIZE"},
 		{"zero database timeout", env("DATABASE_TIMEOUT", "0s"), "DATABASE_TIMEOUT"},

@@ -9,6 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"example.com/opsvc/server"
 	"example.com/opsvc/store"
 )
@@ -19,6 +22,8 @@ import (
 // (/readyz 503), and answers 503 in each family's format.
 type lateStore struct {
 	st atomic.Pointer[store.Store]
+	// register, when set, gets the pool's statistics once the store is open.
+	register prometheus.Registerer
 }
 
 var _ server.Store = (*lateStore)(nil)
@@ -26,7 +31,14 @@ var _ server.Store = (*lateStore)(nil)
 var errNotOpen = fmt.Errorf("%w: not reached since start-up", store.ErrUnavailable)
 
 // set hands over the opened store.
-func (l *lateStore) set(st *store.Store) { l.st.Store(st) }
+func (l *lateStore) set(st *store.Store) {
+	l.st.Store(st)
+	if l.register != nil {
+		// go_sql_* with db_name="opsvc": open, in use and idle connections,
+		// waits for one, and those closed for being idle or old.
+		l.register.MustRegister(collectors.NewDBStatsCollector(st.DB(), "opsvc"))
+	}
+}
 
 // close closes the store if it was opened.
 func (l *lateStore) close() error {
@@ -51,10 +63,10 @@ func (l *lateStore) Ping(ctx context.Context) error {
 	return st.Ping(ctx)
 }
 
-func (l *lateStore) PutOperation(ctx context.Context, op store.Operation) error {
+func (l *lateStore) PutOperation(ctx context.Context, op store.Operation) (bool, error) {
 	st, err := l.get()
 	if err != nil {
-		return err
+		return false, err
 	}
 	return st.PutOperation(ctx, op)
 }
@@ -83,10 +95,10 @@ func (l *lateStore) ListOperations(ctx context.Context, fn func(store.Operation)
 	return st.ListOperations(ctx, fn)
 }
 
-func (l *lateStore) PutICCOperation(ctx context.Context, op store.ICCOperation) (store.ICCOperation, bool, error) {
+func (l *lateStore) PutICCOperation(ctx context.Context, op store.ICCOperation) (store.ICCOperation, store.Write, error) {
 	st, err := l.get()
 	if err != nil {
-		return store.ICCOperation{}, false, err
+		return store.ICCOperation{}, 0, err
 	}
 	return st.PutICCOperation(ctx, op)
 }

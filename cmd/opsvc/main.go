@@ -4,6 +4,7 @@
 //
 // `opsvc healthcheck` asks a running service's /readyz and exits 0 when it is
 // ready: the container image has no shell or curl for a health check.
+// `opsvc version` prints the version, `opsvc --help` the usage.
 package main
 
 import (
@@ -15,8 +16,8 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
-		os.Exit(healthcheck(os.Getenv))
+	if handled, status := command(os.Args[1:], os.Getenv, os.Stdout, os.Stderr); handled {
+		os.Exit(status)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()

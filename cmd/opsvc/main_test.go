@@ -98,9 +98,11 @@ func mustMySQLDatabase(tb testing.TB) string {
 
 // service is the real service, started through run.
 type service struct {
-	URL  string
-	logs *syncBuffer
-	stop func() error
+	URL string
+	// AdminURL is ADMIN_ADDR's, when the test set it.
+	AdminURL string
+	logs     *syncBuffer
+	stop     func() error
 }
 
 // mustRunMain starts run on 127.0.0.1:0 with a SQLite database in a temporary
@@ -127,6 +129,7 @@ func mustRunMain(tb testing.TB, env map[string]string) *service {
 		done <- err
 	}()
 	addr := make(chan string, 1)
+	adminAddr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -136,6 +139,9 @@ func mustRunMain(tb testing.TB, env map[string]string) *service {
 			var l struct{ Msg, Addr string }
 			if json.Unmarshal(line, &l) == nil && l.Msg == "listening" {
 				addr <- l.Addr
+			}
+			if json.Unmarshal(line, &l) == nil && l.Msg == "admin listening" {
+				adminAddr <- l.Addr
 			}
 		}
 		_, _ = io.Copy(io.Discard, pr)
@@ -157,6 +163,11 @@ func mustRunMain(tb testing.TB, env map[string]string) *service {
 	select {
 	case a := <-addr:
 		s.URL = "http://" + a
+		select {
+		case a := <-adminAddr: // logged before the listening line
+			s.AdminURL = "http://" + a
+		default:
+		}
 	case err := <-done:
 		cancel()
 		tb.Fatalf("run: %v\nlogs:\n%s", err, logs)

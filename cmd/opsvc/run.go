@@ -8,10 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
-	"strings"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 
 	"example.com/opsvc/server"
 	"example.com/opsvc/store"
@@ -39,9 +39,26 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.LogLevel))
-	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: level}))
+	var handler slog.Handler = slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel})
+	var tracer trace.Tracer
+	if cfg.OTLPEndpoint != "" {
+		var shutdown func(context.Context) error
+		if tracer, shutdown, err = newTracer(ctx, cfg.OTLPEndpoint); err != nil {
+			return err
+		}
+		// Last: the spans of the shutdown itself are flushed too.
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = shutdown(sctx)
+		}()
+		handler = traceHandler{handler}
+	}
+	log := slog.New(handler)
+	if cfg.PprofAlias {
+		log.Warn("PPROF_ADDR is deprecated: set ADMIN_ADDR, which serves /metrics as well as /debug/pprof/")
+	}
+	reg := newRegistry()
 
 	maxConns, err := maxConnections(cfg.MaxConnections)
 	if err != nil {
@@ -51,10 +68,13 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	db := &lateStore{}
+	if k, ok := auth.(keystoneAuth); ok {
+		registerKeystone(reg, k.v)
+	}
+	db := &lateStore{register: reg}
 	closeStore := sync.OnceValue(db.close)
 	defer closeStore()
-	storeOpts := store.Options{Logger: log, Timeout: cfg.DatabaseTimeout}
+	storeOpts := store.Options{Logger: log, Timeout: cfg.DatabaseTimeout, Tracer: tracer}
 	st, err := store.Open(ctx, cfg.DatabaseURL, storeOpts)
 	// After a failed first attempt, opened reports the end of the next
 	// ones: nil once open. They end before the store is closed.
@@ -83,7 +103,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 			opened <- err
 		}(err)
 	default:
-		return fmt.Errorf("open database: %w", err)
+		return fmt.Errorf("DATABASE_URL: open database: %w", err)
 	}
 
 	srv, err := server.New(server.Options{
@@ -94,6 +114,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		ReadyTimeout:       cfg.ReadyTimeout,
 		BodyMemory:         cfg.BodyMemory,
 		StreamWriteTimeout: cfg.StreamWriteTimeout,
+		Metrics:            reg,
+		Tracer:             tracer,
 	})
 	if err != nil {
 		return err
@@ -119,17 +141,18 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		ConnState:      ln.track,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- hs.Serve(ln) }()
-	if cfg.PprofAddr != "" {
-		stopPprof, err := servePprof(cfg.PprofAddr, log)
+	if cfg.AdminAddr != "" {
+		stopAdmin, err := serveAdmin(cfg.AdminAddr, reg, log)
 		if err != nil {
+			tcp.Close()
 			return err
 		}
-		defer stopPprof()
+		defer stopAdmin()
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "database", databaseKind(cfg.DatabaseURL), "auth", mode,
-		"max_connections", maxConns)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "database", cfg.DatabaseKind, "auth", mode,
+		"max_connections", maxConns, "tracing", tracer != nil)
 
 	select {
 	case err := <-serveErr:
@@ -138,7 +161,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		opening = false
 		if err != nil {
 			hs.Close()
-			return fmt.Errorf("open database: unreachable for DATABASE_START_TIMEOUT (%s): %w", cfg.DatabaseStartTimeout, err)
+			return fmt.Errorf("DATABASE_URL: open database: unreachable for DATABASE_START_TIMEOUT (%s): %w", cfg.DatabaseStartTimeout, err)
 		}
 		select {
 		case err := <-serveErr:
@@ -178,25 +201,6 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	return nil
 }
 
-// servePprof serves net/http/pprof on a listener of its own, never on the
-// public one: profiles show internals and cost CPU.
-func servePprof(addr string, log *slog.Logger) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("PPROF_ADDR: %w", err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = hs.Serve(ln) }()
-	log.Info("pprof listening", "addr", ln.Addr().String())
-	return func() { hs.Close() }, nil
-}
-
 // maxConnections is MAX_CONNECTIONS, or its default, checked against the
 // open-file limit.
 func maxConnections(n int) (int, error) {
@@ -213,11 +217,4 @@ func maxConnections(n int) (int, error) {
 			n, limit, limit-fdReserve)
 	}
 	return n, nil
-}
-
-func databaseKind(url string) string {
-	if strings.HasPrefix(url, "sqlite:") {
-		return "sqlite"
-	}
-	return "mysql"
 }

@@ -35,6 +35,9 @@ func TestMain(m *testing.M) {
 // built says whether buildOnce ran: TestMain must not build just to remove.
 var built atomic.Bool
 
+// testVersion is the version the test binary is built with.
+const testVersion = "0.0.0-test"
+
 // buildOnce builds the service binary for the tests that run it as a process.
 var buildOnce = sync.OnceValues(func() (string, error) {
 	built.Store(true)
@@ -43,7 +46,7 @@ var buildOnce = sync.OnceValues(func() (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, "opsvc")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	out, err := exec.Command("go", "build", "-ldflags", "-X main.version="+testVersion, "-o", bin, ".").CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("go build: %v\n%s", err, out)
 	}
