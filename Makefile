@@ -11,20 +11,23 @@ AUTH_TOKENS_FILE ?= testdata/tokens.json
 export DATABASE_URL AUTH_TOKENS_FILE
 
 .DEFAULT_GOAL := help
-.PHONY: help generate check-generated build run test test-short faults fuzz soak lint lint-spec tidy-check keystone-up keystone-down bench bench-go
+.PHONY: help generate check-generated build run test test-short faults fuzz soak lint lint-spec tidy-check keystone-up keystone-down bench bench-go docs-assets ts-check ts-generate
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-generate: ## regenerate gen/ from openapi.yaml
-	$(GO) generate ./gen/...
+GENERATED := gen/ client/client.gen.go
 
-check-generated: generate ## fail when gen/ is not what openapi.yaml generates
-	@git diff --exit-code -- gen/ || { echo "gen/ is stale: run make generate and commit it"; exit 1; }
-	@test -z "$$(git status --porcelain -- gen/)" || { git status --porcelain -- gen/; echo "gen/ has untracked changes"; exit 1; }
+generate: ## regenerate gen/ (server) and client/client.gen.go (Go client) from openapi.yaml
+	$(GO) generate ./gen/... ./client/...
 
-build: ## build bin/opsvc (pure Go, no cgo)
+check-generated: generate ## fail when gen/ or client/client.gen.go is not what openapi.yaml generates
+	@git diff --exit-code -- $(GENERATED) || { echo "generated code is stale: run make generate and commit it"; exit 1; }
+	@test -z "$$(git status --porcelain -- $(GENERATED))" || { git status --porcelain -- $(GENERATED); echo "generated code has untracked changes"; exit 1; }
+
+build: ## build bin/opsvc and bin/opsctl (pure Go, no cgo)
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/opsvc
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/opsctl ./cmd/opsctl
 
 run: ## run on the embedded SQLite default with testdata/tokens.json, on :8080
 	$(GO) run ./cmd/opsvc
@@ -70,10 +73,10 @@ soak: build ## 10 minutes (SOAK_DURATION) of mixed writes and reads over 32 conn
 	bin/opsbench soak -service $(BIN) -duration $(SOAK_DURATION) $(SOAK_FLAGS)
 
 lint: ## gofmt, go vet, and the import arrows of STYLE.md
-	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); test -z "$$out" || { echo "gofmt would change: $$out"; exit 1; }
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v -e '^gen/' -e '\.gen\.go$$')); test -z "$$out" || { echo "gofmt would change: $$out"; exit 1; }
 	$(GO) vet ./...
-	@bad=$$($(GO) list -f '{{join .Imports "\n"}}' ./gen/ ./keystone/ | grep '^example.com/opsvc' || true); \
-		test -z "$$bad" || { echo "gen and keystone must import nothing of ours: $$bad"; exit 1; }
+	@bad=$$($(GO) list -f '{{join .Imports "\n"}}' . ./gen/ ./keystone/ ./client/ | grep '^example.com/opsvc' || true); \
+		test -z "$$bad" || { echo "the root package, gen, keystone and client must import nothing of ours: $$bad"; exit 1; }
 	@bad=$$($(GO) list -f '{{join .Imports "\n"}}' ./store/ | grep -E '^example.com/opsvc|labstack/echo' || true); \
 		test -z "$$bad" || { echo "store must not import: $$bad"; exit 1; }
 	@bad=$$($(GO) list -f '{{join .Imports "\n"}}' ./server/ | grep -E '^gorm.io|/keystone$$' || true); \
@@ -85,6 +88,27 @@ lint-spec: ## lint openapi.yaml with Redocly (needs npm)
 
 tidy-check: ## fail when go.mod or go.sum is not tidy
 	$(GO) mod tidy -diff
+
+# make docs-assets: Redoc's standalone script, from the npm registry's package
+# (npm pack checks it against the registry's integrity hash), into apidocs/,
+# which the binary embeds: /docs loads nothing from elsewhere.
+REDOC_VERSION ?= 2.5.4
+
+docs-assets: ## vendor the /docs page's script (Redoc REDOC_VERSION) from the npm registry into apidocs/
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+		(cd "$$tmp" && npm pack --silent redoc@$(REDOC_VERSION) >/dev/null); \
+		tar -xzf "$$tmp/redoc-$(REDOC_VERSION).tgz" -C "$$tmp" package/bundles/redoc.standalone.js package/LICENSE; \
+		cp "$$tmp/package/bundles/redoc.standalone.js" apidocs/redoc.standalone.js; \
+		cp "$$tmp/package/LICENSE" apidocs/redoc.LICENSE; \
+		printf 'redoc@%s from the npm registry (make docs-assets)\nsha256 %s  redoc.standalone.js\n' \
+			$(REDOC_VERSION) "$$(sha256sum apidocs/redoc.standalone.js | cut -d' ' -f1)" > apidocs/redoc.VERSION; \
+		cat apidocs/redoc.VERSION
+
+ts-generate: ## regenerate ts/src/api.ts from openapi.yaml (openapi-typescript; needs npm)
+	cd ts && npm ci --no-audit --no-fund --loglevel=error && npm run --silent generate
+
+ts-check: ## TypeScript: ts/src/api.ts current (openapi-typescript), the openapi-fetch example type-checks (tsc --noEmit) and runs against the service (needs npm)
+	scripts/ts-check.sh
 
 keystone-up: ## start a local Keystone for the Keystone tests (.keystone/keystone.env)
 	scripts/keystone.sh start

@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"path"
@@ -1033,9 +1034,15 @@ func (t *ListOperations200JSONResponseBody) UnmarshalJSON(b []byte) error {
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// GetDocs API reference page
+	// (GET /docs)
+	GetDocs(ctx echo.Context) error
 	// Healthz Liveness
 	// (GET /healthz)
 	Healthz(ctx echo.Context) error
+	// GetOpenAPI This description
+	// (GET /openapi.yaml)
+	GetOpenAPI(ctx echo.Context) error
 	// Readyz Readiness
 	// (GET /readyz)
 	Readyz(ctx echo.Context) error
@@ -1067,12 +1074,30 @@ type ServerInterfaceWrapper struct {
 	Handler ServerInterface
 }
 
+// GetDocs converts echo context to params.
+func (w *ServerInterfaceWrapper) GetDocs(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetDocs(ctx)
+	return err
+}
+
 // Healthz converts echo context to params.
 func (w *ServerInterfaceWrapper) Healthz(ctx echo.Context) error {
 	var err error
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.Healthz(ctx)
+	return err
+}
+
+// GetOpenAPI converts echo context to params.
+func (w *ServerInterfaceWrapper) GetOpenAPI(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetOpenAPI(ctx)
 	return err
 }
 
@@ -1336,6 +1361,8 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v2.0/operations/:operation_id", wrapper.GetICCOperationV2, options.OperationMiddlewares["GetICCOperationV2"]...)
 	router.GET(options.BaseURL+"/healthz", wrapper.Healthz, options.OperationMiddlewares["Healthz"]...)
 	router.GET(options.BaseURL+"/readyz", wrapper.Readyz, options.OperationMiddlewares["Readyz"]...)
+	router.GET(options.BaseURL+"/openapi.yaml", wrapper.GetOpenAPI, options.OperationMiddlewares["GetOpenAPI"]...)
+	router.GET(options.BaseURL+"/docs", wrapper.GetDocs, options.OperationMiddlewares["GetDocs"]...)
 
 }
 
@@ -1369,6 +1396,33 @@ type MSFTooLargeJSONResponse MSFError
 
 type MSFUnavailableJSONResponse MSFError
 
+type GetDocsRequestObject struct {
+}
+
+type GetDocsResponseObject interface {
+	VisitGetDocsResponse(w http.ResponseWriter) error
+}
+
+type GetDocs200TexthtmlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response GetDocs200TexthtmlResponse) VisitGetDocsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
 type HealthzRequestObject struct {
 }
 
@@ -1387,6 +1441,33 @@ func (response Healthz200JSONResponse) VisitHealthzResponse(w http.ResponseWrite
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetOpenAPIRequestObject struct {
+}
+
+type GetOpenAPIResponseObject interface {
+	VisitGetOpenAPIResponse(w http.ResponseWriter) error
+}
+
+type GetOpenAPI200ApplicationyamlResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response GetOpenAPI200ApplicationyamlResponse) VisitGetOpenAPIResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "application/yaml")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
 	return err
 }
 
@@ -2081,9 +2162,15 @@ func (response GetICCOperationV2503JSONResponse) VisitGetICCOperationV2Response(
 
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
+	// GetDocs API reference page
+	// (GET /docs)
+	GetDocs(ctx context.Context, request GetDocsRequestObject) (GetDocsResponseObject, error)
 	// Healthz Liveness
 	// (GET /healthz)
 	Healthz(ctx context.Context, request HealthzRequestObject) (HealthzResponseObject, error)
+	// GetOpenAPI This description
+	// (GET /openapi.yaml)
+	GetOpenAPI(ctx context.Context, request GetOpenAPIRequestObject) (GetOpenAPIResponseObject, error)
 	// Readyz Readiness
 	// (GET /readyz)
 	Readyz(ctx context.Context, request ReadyzRequestObject) (ReadyzResponseObject, error)
@@ -2122,6 +2209,29 @@ type strictHandler struct {
 	middlewares []StrictMiddlewareFunc
 }
 
+// GetDocs operation middleware
+func (sh *strictHandler) GetDocs(ctx echo.Context) error {
+	var request GetDocsRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetDocs(ctx.Request().Context(), request.(GetDocsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetDocs")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetDocsResponseObject); ok {
+		return validResponse.VisitGetDocsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Healthz operation middleware
 func (sh *strictHandler) Healthz(ctx echo.Context) error {
 	var request HealthzRequestObject
@@ -2139,6 +2249,29 @@ func (sh *strictHandler) Healthz(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(HealthzResponseObject); ok {
 		return validResponse.VisitHealthzResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetOpenAPI operation middleware
+func (sh *strictHandler) GetOpenAPI(ctx echo.Context) error {
+	var request GetOpenAPIRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetOpenAPI(ctx.Request().Context(), request.(GetOpenAPIRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetOpenAPI")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetOpenAPIResponseObject); ok {
+		return validResponse.VisitGetOpenAPIResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -2394,139 +2527,144 @@ func (sh *strictHandler) GetICCOperationV2(ctx echo.Context, operationId Operati
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H19c9s40udX6eI9VZFSlEzJ9iSWa+vKsZMd38aTXOzs3D6hz4RJyMKGAjUEaMfj0fNtni+yn+wKDZAE",
-	"XyRTiieZvZr9YycWSbw0Gt2N7l83HpwwmS8STrkUzuTBoV/IfBFT/Pfp8fG7BU2JZAn/+/gtE1L9KrL5",
-	"nKT3zsRJOIUkf8FxnVsSZ1S9UvwonMkn7GHO5FVEJJVsTp2JM/ZGPwxG48H4BXgvJ7sHk/19x3Vomiap",
-	"M3lYug6LVPuLAXnphaMX45cDslikyS113LLxKyGJzIQzwSnEVKqnixkRqgfz/lWYcE5DM8CUhnSBn64c",
-	"y2h/sjfCV3/JqJBX10l0r6ZktTN5cK4Jj+5YJGfOxBl5nuM6nGBjs+SGOstl+b28X6jfj1NKcHwpFUmW",
-	"hvQKZ1hMLwy9cDAa0R8GL72X3mB/vL/ned4P3i42XnxkWiN3ojoxQdNbVj5/ffx2Mjk/ef0lnBF+QyeT",
-	"o5/Pj+33JeWESz2G3YOX++PpD9O9MXmxF42vX46nL7yDg+mLl5G3e7BLnOWlmlCVGc5nyV2VGQgHQ/MI",
-	"KmNrcoWm55888e/ME2o+BT8cG1pHNZaAfBEiEIzfxHQQxpmQNG0XGzER8ipbqHW4KhZi/MNoNN69Gnmj",
-	"/dFYLXUYZmlKo9Y3kDIlM+Qck78z8DzPWkhcNVxL58F3RMxwCXxnYv4YjHzH9Z2Uzkn6GX/+13+DpEL6",
-	"ztJxnTmVs0T18P7d+YXjOlnKnImzczvawa/FTjy+XXAHF14sEi5olw5Vy5qJr8Ikos5k7I2W+U8WX0dO",
-	"ZQnOsliyY03d+ipMCYtpBHP1SnMFXEiTWD2/JuHnjssBI2/s7Y7WLAe+0WE5xquWI1zkpAkXOV26UXzH",
-	"0HInXIjV1EfBgiTGTg4OFG+0kH/f81QbSRwr+qBeXMOCY2/XbM4slpXVch1J0hsqr8wCGNWo/9CkqbFm",
-	"MduT129fX7zuNN8dRaz6pGvstLdcXtocpdlDzTu7tuSn4ZMxpHSaia1m8K1Ws3XPLN3a4MZ/kMEpjlI6",
-	"dek6C5KSOdW0fCg38+mJ+jOiIkzZQuuX8iGcnkAvJIIOBOWCSXZL+0PHdZh6a0HkrNQ8la2nJ89SJaVl",
-	"mlHXEeGMzonq6j9SOnUmzv/YKY3BHf1U7NijWi6tSeY24isSfSjJGiZcUo7/JItFzEL8duefQmtJY1/i",
-	"myRDtZykEU1RTU0AhQ8wATyRgPblFOSMAonj5I5G+jmSutvgT4+PX6MFgSOvUvQICvJDkoJaL5gyGkeq",
-	"f8ZvScyiQwhwmAEokgpgEgiPQJB7AXez+6GjLaPjhE9jFm5LgJr1Min0ZimlISRc0eSahsmcwiJNQiqU",
-	"Un0aWlzM7L7ukiyOYJ7cUlQKdySNBPQISJrOGScx6HECp7c0BW1QiH5OjDdJes2iiPLtqFF+/mQzk8ln",
-	"yiFW8hu5KSDRnPFAKT6aj/qUS5pyEm836PxrOKepookZzlNMoGha6KZRceWj/imRb5KMR1/LeCyaAE9A",
-	"ZOHMss2eZPw/1ZuFaZKCnDFh1qXHJEQJ1XuefmFC4nakccJv1DtAeCJnNAVtoRZ8dpEkb5VC2m7uartP",
-	"IFYNqNEQDnujg71dbw+u7+VTiRjFfEblaPnCRLVLOGOv8vl85CSTsyRlv9It17PSwpNNIPg/g6NMzgYX",
-	"arUCNYU5Q9HjQsY/8+SOu0C/LJRmUQuX0tvkM42sWd0SFpPreMuFOtfnGLAberK5RUSSayIoIEtSYBHl",
-	"ksl7MKcn6P2N3guZcNpXE894Skk4U2PA+Z2dv9lW+6me1YFNMCEpD5WpULXDSwPVmTjeyNjK+tc5FYIo",
-	"zndyjfHUivPs/M1KwgU4mlEAPdXZ/zp/95MLd2nCb0Ap8b6ipX5lHEDP8Ir60ehUPRYXWKQYaU5kOHPh",
-	"mkSgzOl+TtftVOqGVN31PO9FC1XrR58JUJLGLN+2irBCJorh6wfUJyIwDiyYYE88kWxq5myrZlnR2YWi",
-	"zgm4pRrejIJ4bNptoWBI4pimE2RHw4NPRBvdpaGN7kbxfZJJwSIKwdn5m6ujt2/f/fz65Or49OTDeYAm",
-	"24yovQGo+bXiyQm1nebfkNPGK/ZvIYDUKSxL6VMx0Fhvv3rzuDf1WVeR5V7O1N6ksSjk2XYWxRb7btRC",
-	"jSczSB7fXaNgkquvsoOcCNuZFluI9Lat82SWyeMyPN9G3WyUs/M3W2vzLbbLaN12sTTxU26ZkSFI0U9D",
-	"6Red4fH3VRLdX9AvsnleV09A0i/ShUxkJI7vUVPCHZMzYFJAlGTXMYVfskRSAVSEZEEj6KFuoTR6JsB3",
-	"UrqISaiIdA//+m/f6bs+N4pHybSUyizl+FhSNKvVP4Y+d1xnTr68pfxGzpyJYR/XMa5gIVNzcDQOwzZ/",
-	"w0hZ3j/sqdNdSkJJU+GCPoDeMM6NRqc8Uv/COd3NmKQgFkRZTWf35//7LR5jSUoF0sHn7IYnqmeQKWGx",
-	"+ge+LSYQ+M4IfEdLavWH+rdWddcUzRkWqXVJKb4h7xKUWXfql76eb8Fr6ISyZv/DnuvMGc//HLnOgkgl",
-	"8Z2J8399/7w3fO775/3/+R/OagJ9sPw6dSeC8TE9E5A7Rg4h4FkcB9DLra/re8jXFe1ISdTBhwgg14Jy",
-	"OYTXtzS9hzmdX6M283mCHZBYs+PZ+RtQew23TAqC8khA8ODbjiXfmShrZIlmGe5kbYk9LANNITUmvXG1",
-	"+2eRKrknmXbk5EGN9a4gPaiC65c119b6z8/x1WP1ptpGhtjJ9T9pKC1in+eu64faEG1v3vqeSr5eVnx+",
-	"674xVnzee82bt/5L/V7x6dL2tX2yx12O5rKNAEU8pm1HnkpzPJkyKqwYG+ShIMg4+yWj8f2wsh86BpSm",
-	"STon0pk4WYYDtXbJJ29wcDR4QwbTy4eXy4H9594mf47Gy9Zd9iMlsdqb9QXPndEPDuXZXJEyUaois5TQ",
-	"ZaO5GvFNG23kPj0+PilifnVqB//4xz/+MTg7G5ycwI8/Ts7OJufngQsfL44PgUBKSayUhJFHbK7OM/pg",
-	"cE9JKkBpVyVBDw4ODqrL0R5btKk9GhxcKrJdPuxq+l0+jMt/QP6PSeMfrcQtjsDN/aRP2PWZ/zwjEu6I",
-	"0Gc6FziZo9CeUeMeTdLSc1qd2xau3MfWTw9yxfK9s0PKNX85p/YeOXp/ah2Weq9GwCSdo+O8RpR6YHoT",
-	"xjByP+OSxbXzGVNbVjUtabSOIfLAd0Na/24MUlKpi2S1RdSyHt3bIJLQFrTv+LnWI9hEwW+PfqzevFAv",
-	"LgtAwPov3uNLy3aEwKNep0KwLJu4gQ5aSGnY5laoLFRl9vmcWqjaOgG3wee1YdZW9rH9l4ODqnvJxgE9",
-	"OGrDiQ6ke2cf93J0Q5qSJkGs9h8b4AcaJilyKInjd1MMXW4wjvrMLLDE+nYu8EUMnVXHXrbQHPplm6vS",
-	"2P1W3F7Zj1zc0VRbmK/GQ6cB1NlQMDIOp8fH+OPteOg9EyBmZEGh92r3T4GZC8wck9SRlYrVQDV8QiVh",
-	"8Yo1Lmb/TOg4zyHa73A3o9ycf1Chcu2u+R4i999FdtbhVp1Xq1QUjSUyHaCbG3q3I9wgQSmGA+29ruC5",
-	"uvZbVayNrk9PcvupsPaLAVT0Qn0MXZTjB/Nyrh+r0LFHDnX63fzTrxeMqNoqI6jPpkrh2kL/DppQ73d3",
-	"rch2V6Bln1Qh/n38lCqxRHGuGOSmQ1s1lEdH8nPKZLtvpdRTpWKQCaSozaH3avy0CmkIH8wEtMgN6jyE",
-	"4c8gh2cEkKQ+D5A/gkPjzEGni1ZrdzMWUwhKsEZQ91X9W9v+v48e1MdPRUhz/iQatGHbJWBoDpqfDotD",
-	"ZcLje3RH+rxl7cxXQziyzKbgr68vYEe1ulNungB6peJV+ha9jH8eWjoq3pru6cYfVS3Uah99ZjxSerDQ",
-	"gVWTkYRSQMIPIaiioc06Gmfr06ip+mGsbPErD2YVwrdJziKK0RBsF8ZVjGwO2qE3NFyfB1FyJBtSbjo1",
-	"Hnzt2EFfFpoYRCS8KVmbQZyGaLWCOgFGJCh6tg2GNA80YVwYQ493RBgAWTSEwATkAlCLCfvers/zuExh",
-	"A9tKQSbVaM11mnymQKaSajjHnVIs2AdKZpkAkxOfl4/m5F7Ja/UfnkiYkVsK15Ryo2Fo5IJIjO+eRzQF",
-	"McOohPoLwYA3hPGhz3tHkNIFJTK30sxprRK7Z9Z5bex5w75WBsa1WQ2HafCBYiY1roLmEt2fSKQW12c1",
-	"ilZfm/EgYjdMQhgTIXCt98wvEcriCRTAjhzXoWhTIjugl6To+zRW8IxInxsH348XF++BYKy/75bwj9Xo",
-	"jzwACTJJdLwRetjI3mi376p1V8/3AphREtFUNN/bHWFPhj3aIoP5YysQ7nMTCVfPdBy4GQbOn70ILPyj",
-	"vZQu5DAE9bPPjfrJf1YTR/ywDX9QPK04Y0HkLJ+Ct+/q4FlwpF4K+m4Rnfd5NTxfMxwKQFDNTX/58MOa",
-	"Q2sZSbWCs5tiiB7z2Fo8WO/WbYqQFRLuYrXldnZ2cnI1m83nQgRDeMeB8UUmwQqc6iCkkn9QfAHmC9yF",
-	"oZK7NFI8dagIrTalABLfkXsBmdB6JVMbXoRJqpsawlkmJFzTru5/nxv/P/TulE2jY6LqgzOSMnLySguJ",
-	"ftMmrGe0tNt/L5afruBy7aKfGRT7w4qDrOHSHppNpfWDWxtCwnG24p6HszThSSbQ2s4FlkHGv/+o/r/I",
-	"UXh/dHH8Y6tsWuOsr8KPdfZEVXb2jkb9Qj/VXWHQO9ptOQg0E1i6miI5AzatkLdESNBt4roflnrJgKKZ",
-	"KHDSrtFXeFpAfcXm2nNTSyH5+nG90w3ykFqdbO+b7xgztdyr+n1t/dH0Vvf7VLP7ULaJ04Pe2fmbsTd6",
-	"+ap/CBYgolCvMftMIahQORhuEtO1ZmY+qGcBrTVlixd1hDyVT0aKc9XaVxKh29GlPLHYiUH1rXueXatH",
-	"9FCd03I14IJSwTDNuLbTcHTa5tS2Bo1wu6CK8Z00Q0SJ7wyr0I3x/n6LHGlkIdWH9IZpS0qDLqppbyWK",
-	"4hCtvmsKdL6Q98O1mA00c+qgDRTbnXw4FzjiPDtv2Tzgd3PpmMNFRXS4TSlXrO96sEHB4fok/mQOq/LE",
-	"WyIpvsZl1eo2UBspipiGo7y3hqzpWfMj8aZj3dXsqo186BFu4Fm6374Lj8OsnPpgXefL4CYZFAwb/VOd",
-	"oj6Qu7PC/CleGLD5IkmR4iZZy7yv1f3MmTiUh4k6nGk4XSXbcyVgazR+aSG21O4Kjgb/CWTwK3iDAxjC",
-	"FfwXDAIXqglktSh+M2PW2pSj8cs1gKpPR4P/JINfvcHB8Oq/BpcPI3c0ftlunFizeYT5rli0Bf9pTdZ5",
-	"az3CfRbIv92WYlwfuFnbybmLF8VGVc0Lw22tltBvLU164vqXP344bcxffVZ05jorXQ5NbdhCBv3EpsNh",
-	"oRC0lVRaSIULNQrQX6pzUINHgXCL7DpmYkaj1ZA4NQnfmYDv+M4y0McrnkBgAdW0f8HnQUh4SGMcROlE",
-	"4pF2P+SDwqPQ3SwRShnIbGHyqYdwpP29erACSErzs4QSHJaS+MMh7epeSQthZWUWunYRBe3sXWvXW8C9",
-	"1QIYFyTJJGJgA0WLAHRbAg0aUBLHGxs7YRAzITua9p3sqRbTu+t3v7s13YpAbNjSHYe7NXhxGzPX+rhq",
-	"7XYc7NcZpNtYjJ1USQ2QuvxehlpNFqzGmiujJn/NzR1O6NsVhTELMZUCD/b1cFWvZuH2VyPJVxiwllAo",
-	"QheWbCkqnnxEKjiuc0JRvLSJlfd5vKOUTHRB0lr5ltaaLhETrb8b4lffxRHYv7UNxo5wbGR7NjJAjU+t",
-	"hsAJSRxXTNLvYF3WxE/DHPseNknbfqjEiVpdSfUw0aQZEOrlCZ7o2A7WV8cJ0CFtIjxW4McsbAC9ZgM6",
-	"cFS2Yagb9HXMuNFYp0aC3FlotkSj6M/KMbY9W8HpVX3QEpXPVUtFlSvmPqxZWSyXJKWTrOLUm5HIgJnc",
-	"VuT3k9g6uZKyiuN807QC033VQ9ZJNdeTT7bOK6iPoUGCbU3SP4xIsC2WbZxBmkGZzGsh5aYCxn8aviGf",
-	"P5bQ0yHhZls7NK8tVCpGu8hQUcxH7avWDb6tMVTfR5u6scy463bR2uVcqYv+3Yi3oSW5Aa1s/F2rMqwo",
-	"Ogzs3CRU6HMxemmDCl4jsEM8jxaN66r2urzaSvDzVW5nSSRFxAD9QsMMHQm9O8Ik4zd98DPP2w0h0M8Y",
-	"vwmgZ5zM5UPLBfFbedj/reIW6OWhnJriLbtFz5npxToxV9gpb2/NDI9bQ/bv9WHcRMRMrBgFD5lTWCQx",
-	"C++V1Pnw+vyiVMtKawrojT0P/gLv/tY3XnU2V2PfPzhA953+a+R5xZAYl/RGb+yqw/oba8wVQaVvqzIL",
-	"3M/3TYzVNhsEvnMEUCbFCkrtR74TPBNW/LYRUn60nuPTZcwq/b3SR/rxw2k9xOPtvWwDFAgaZimT9+dq",
-	"YTXXHWVyhjVoWh1M7xaUn0sSfoa8YkteXojwe4ixuwm8oSmnUj9Bjx3ECb+x63okcQS740Gxuj7/+PH0",
-	"xHzRdwEhMLrlAupDJAvzNqcspsA4xElIYkgzLoZwKuGG3ZoAmF43n/cWaYKxBmAmzJDEVBw2ClSpxRYG",
-	"RmXWXL09J/c5DPb0+NhafBOXUmTR0JmyHpxdyKdcO7Jgf6P3Oiee8WnStnyqH5HDz7NYYmjBRgYAp/Iu",
-	"ST/bKAKslEZTM3GWwowJmaT3Q5/7/OIuASVx0iliNcicxYwKiNkt1VAKJnLVNVHvP4fnz8/O31iOxDnh",
-	"5IbOKZfPn0Mv2LkdWQDO4XAY9CdAODqK88GVBp/PAXpTcp2yEAFgaBeav8u3+savrCb+vA5QeF45zKgG",
-	"g/cfL6A6jp0H2yuUI0oJrxKvbHqRJjcpFYIKI0bEoWpZv5CkShWQqAp7zI1UjI+V8JUSCIgecTXfoITm",
-	"BG4dF+hCUAfn4HFTEV5xWCsW26xovgBDb4eFYXMZwjjJIsO9wlVjIZmcUS4V8bR1Tur7lvFa5SkXYiY0",
-	"zsd0a3Ygw9Vs8aiY3WQ9UZSiGNIrOHpeoVzw4OuUUx1CGA6HvoMJ9H6ujhQ5Faei8GBzpnFEukwG9Pbc",
-	"0cGeWxTrcIFxpXPYLe0f5mU1Em4+L4IFe6Pdoc9fG6hkrsZJmmJHSAjT++A0yiFxeqPHLKRGMZpdfrQg",
-	"4YwOxkMP61bGShBIuRCTnZ27u7shwcfDJL3ZMd+Knbenx69/On+tvhnO5DxGA5VJ1B3vSj4ztqbjOrc0",
-	"FUYdDr2hZ/zjnCyY0jZDb7hrPE0ouXdmmOD9q/r3DZVt8lsjsJTJokHzGOwx1o+RIUZdi6ENpj2NnInJ",
-	"H//VqdWmHHveZkVKiuKnyefuRUVM8vqKAmP5HJgAEmOk1dZuzuTTpWvV6n3LbimnAjF25EYoi0WTzsEa",
-	"3Dtq8993JaPxuNilTCxk5L63C1hW744J2iTpB93TH4yiOCq125AlEMuy7+1uOaRsm4Jy61d7fdmYFYuu",
-	"JsXWrXqLXF3JAm+ZkKIuI1ele4rchEGJ+0zk9kVPiRxjguAjnzeMEDSFoiKJogllD4CIUNvBLqiTQ46Q",
-	"xM9KR7fP37AYfS1hMr9mnA7hZ4TExkRSIf8i00wpJ4QoogsnEVJ9jaFXIkOEyJYaKZniqdbn1qQt4PUQ",
-	"Phq0b1l7F2Ux2uA0OlTiFhFBJRzWIJeHPldrrFtSvwuZUjLHKTT2j1oHO8VJONVqv58eWhP8Wqp6FLV9",
-	"f8loel8ac/UEhG78W83hWbqN7GBcHGUZruq3ktzQsYRwmcfS0mNp+8yIWNltnkbRrUeTB9PsTZ+2FanX",
-	"9taSrLFhteQ8WNkcwunU2GhMAHarYaKa3ZucDFVGzsFIq0aum6mMN3daqJ3UVjDl8mukvAYPqA1TLTvP",
-	"E707V94LcqllYv3SABvGjR0UBtET3DBSS3frWhqnWcJ+4zso7KSvMg76bW6mIHfiioRhkuXXO3jW/xy3",
-	"5eYK8z2NrszJ6YpEkTqW4BvDsecNR2heVjkbb7pwHWpcfFeLhOVd0umeN37xwhuE3misKX3wYn9UUnqv",
-	"cWWG6/ySiJxkf81ISrikdIubKnSt9c4FY6tFLVZo+qbmEdBbJEKw6/jeZAwqq2JP76W2Los9t1Mtoo5f",
-	"jTp9VS/4u9+xt6LkZWlAdemrNJeq5kzFN/PpclmzaW2pZtk4LAxXGzi1czP6IKvqs23A5StVCM6l6yyy",
-	"FmvpoyhDQy2nxDLTuC6IK2bUEH6iNFI2hs8rZtMQ9E5HZ+yor6sjY0U/7Z7t1/MXC/S2sPMcmKTzofaB",
-	"BCgxApjrVJQYU7OSSg2CCQRNpIQ63TeFDNbbQ8dFK2IiwKb1FIJDCBrwCf2CBnMEh7qhOpxCv6NxHgG6",
-	"E4KatA60Wtsw7zpP5nXzOczz7JxOWdjP4ScsXl/kd03amzc17rXWxWrkdkOuXjKI2HRKU8qlGki9Sj7O",
-	"Tqc/9va8g/4QjnI2mKuRfqZ0Iaqc8EwAPjcms2pVM6J2L+vD//N65Qdtk2qW4RAnykwNSZ47VrVP32cV",
-	"87TUIa9KFdJV++f3Pm16IdQ309p/NIX8+FVRm1/GtLl601UXltUQibIRl1vZg5sPwNRkevw6CsRF6Uqo",
-	"qFTHWj1+1wGFyDLRd1Dyex0VduUijT3voNNHRdl19c2oW0dFteQ/qAWilxVIuwu7R79IygVLeH+FcdLF",
-	"71Iil4cQaAD8X2KG2DCd9TQlWSz7FfVu1bqKxGHxmYV8Dsrk1JrLP4de6cBKFUc9hHeWZ6aa/4VnTV6p",
-	"jqE0Rw9TW1Am9t3ScTOEzTwe3d0dgSbONEnV5NG74yrroZy6uSakddbaBb/qCGwqmdoy0dBfnY8Zno7z",
-	"M7H50+r49zkhR5Ukq5I3m2u+5pj7PS7I2+6Wu4432OEOi1cRZSU1dD7Qp7aRN66Xqx/+Ek43qVVjcpOW",
-	"bsf3rWQ6c+5co0hEd+1RvWmkqxaoXAPRVTrbVyJ0lc610vB16azIt0ZA/5VKqSxbjO8l05JAxoimlmCe",
-	"i2mbYG45L7bKaUX/aRbHuaFsznfGNa2LHRqneDX/vBDwu/0hXLB5LYTnc9NErWpAWRXKwCdzOL76ONHV",
-	"DSeFVtCHjVkSR+bw0iZo/0pl1W7/KsEU2nd3ti1y/vJOy3Wf3Q1Pq5hm+6ao5/R/662x5+11+qi4H+OP",
-	"v52sTDzF00XmdWl3tG8u9/dwtZyrTYBx/iYYY3NQhM9xQ/pOHZThO/3S62L7WyqWhPGmXOTlWNQpHrMz",
-	"amZR7lOgv2QkVqd3ryhto6ERQb5mbU6MNtdFNd+x1uQhMCnQl1GmFJaCo9fMbiyKo7VmQyYcSihj4SfB",
-	"umYoukwVlL72YjSg+yNdwXz/4EDPZ5FSg21+DkcmOmZEpa4RhAnUulBQkF9NoMa6H7gQtNxV4A29ANHT",
-	"JRFGAaJD6C3lgLc7WGXHSSwSvMaHcFDmmwsEDDBNo7JSwm8oDq+Uz42KMRoSskmFmKEa0cWM3hfsUJR/",
-	"EUX9FwG9AA2PXW90pT3rge35QSRgk38aTihSu+4J006DuuGHTa+4kgrhQpy6ecpq4YTSDqH6BVYJpxob",
-	"ZCNpW/CzTdTsbzkX/1ZymQbIIcrYuqmKVNxiRuVaF/vpMbot9DooKzEpSpurJvPqYbgy21TeUqTP48CW",
-	"PjYxYH2vmW5HLxMm2OVZqurNLpew+PwYb6cSmm/w3s5pmsxbr6hK9KY1YB/7vr0c81v6ltMkpodA+H3C",
-	"KRaHghsq1S7aLcpSrXD5PY2/7+tMBteZ1+6q7tZE5YbrrQ2PTp6upnVS3ZSV0hFJij+QdjbEQBAqmvxu",
-	"JV1u5JtbNwedPtrY/WNflvXHtYjerast1X64qNYDXXueyMGEyTQvJtqMZwUuCIqIrDTJbmatVdYnBbTf",
-	"5zlCmeewSRBhslBWXQOcA23YnCJJAH06Pu9tj9Cx6m6pBg0uJ/B5msXUhQW+arAq0MDybAy3UScpjbeB",
-	"r4Db/H38mAfKvlB7lSdpA2BN9ZrsJu7EzsKpVfJe1XutCHa3cVTqcTfH8aGonLoG4lMvt92t52r91hbc",
-	"yyYlzB8Z2BMinroUdV81mkrd8SfAQpXopOpx5TuglL4tLOt0CoJKC+Vn0FCrAX4lE/1/B4pKOH3ULGqp",
-	"Nr9dFLD4+E+YyxPCXAT0bA1fiywNbsftZkZXL+Y7Th+/tGUIR1zfm0jqF6yXp7TymnWfV+9Zd/XJfG9S",
-	"u3/9mcCIjVLiOTbilhJdEKnNMvG5bZqscGjWrhL46r23+RbCuxC23ULm4/Xe/u8SKt7r9N3GTs1vvLkU",
-	"fe2Q7aN76+tcmEtzB0q74SjLpOpnApRta8CR0Avm5DOFNOMBxjKUBZ9wmEm5mOzsYEbgLBFy8tJ7icPW",
-	"yTk76DQ1U2iLK7elvEEPa/l4nudCEZrA1NQ8SFFqP3WqaVG5j+R0FT3sueDXxJvv2O2zMFzRfnFfwy2j",
-	"d8XJWJ0i1vVceDV1SVsJ5yd/g15Aw1hEnwPX59qzZWK6SkzdjvUh5fjtqX4xjBmwMLTaVuvxm5gld0Ef",
-	"c8OA5VUaikko1mnOI8/JMc4ek6sBizS51iHoHLtjMkMul/8vAAD//w==",
+	"7H19c9s40udX6eI9VZFSlEzJ9iSWa+vKsZMd38aTXOzs3Dyhz4RJyMKGAjUEaEfr0fNtni+yn+wKDZAE",
+	"XyTTiieZvZr9YycWSbw0Gt2N7l837p0wmS8STrkUzuTeoV/IfBFT/Pfp8fG7BU2JZAn/+/gtE1L9KrL5",
+	"nKRLZ+IknEKSv+C4zi2JM6peKX4UzuQT9jBn8ioikko2p87EGXujHwaj8WD8AryXk92Dyf6+4zo0TZPU",
+	"mdyvXIdFqv3FgLz0wtGL8csBWSzS5JY6btn4lZBEZsKZ4BRiKtXTxYwI1YN5/ypMOKehGWBKQ7rAT9eO",
+	"ZbQ/2Rvhq79mVMir6yRaqilZ7UzunWvCozsWyZkzcUae57gOJ9jYLLmhzmpVfi+XC/X7cUoJji+lIsnS",
+	"kF7hDIvphaEXDkYj+sPgpffSG+yP9/c8z/vB28XGi49Ma+ROVCcmaHrLyuevj99OJucnr7+EM8Jv6GRy",
+	"9PP5sf2+pJxwqcewe/Byfzz9Ybo3Ji/2ovH1y/H0hXdwMH3xMvJ2D3aJs7pUE6oyw/ksuasyA+FgaB5B",
+	"ZWxNrtD0/JMn/p15Qs2n4IdjQ+uoxhKQL0IEgvGbmA7COBOSpu1iIyZCXmULtQ5XxUKMfxiNxrtXI2+0",
+	"PxqrpQ7DLE1p1PoGUqZkhpxj8ncGnudZC4mrhmvp3PuOiBkuge9MzB+Dke+4vpPSOUk/48//+m+QVEjf",
+	"WTmuM6dylqge3r87v3BcJ0uZM3F2bkc7+LXYice3C+7gwotFwgXt0qFqWTPxVZhE1JmMvdEq/8ni68ip",
+	"LMFZFkt2rKlbX4UpYTGNYK5eaa6AC2kSq+fXJPzccTlg5I293dGG5cA3OizHeN1yhIucNOEip0s3iu8Y",
+	"Wu6EC7Ge+ihYkMTYycGB4o0W8u97nmojiWNFH9SLG1hw7O2azZnFsrJariNJekPllVkAoxr1H5o0NdYs",
+	"Znvy+u3ri9ed5rujiFWfdI2d9larS5ujNHuoeWfXlvw0fDKGlE4zsdUMvtVqtu6ZlVsb3PgPMjjFUUqn",
+	"rlxnQVIyp5qW9+VmPj1Rf0ZUhClbaP1SPoTTE+iFRNCBoFwwyW5pf+i4DlNvLYiclZqnsvX05FmqpLRM",
+	"M+o6IpzROVFd/UdKp87E+R87pTG4o5+KHXtUq5U1ydxGfEWiDyVZw4RLyvGfZLGIWYjf7vxDaC1p7Et8",
+	"k2SolpM0oimqqQmg8AEmgCcS0L6cgpxRIHGc3NFIP0dSdxv86fHxa7QgcORVih5BQX5IUlDrBVNG40j1",
+	"z/gtiVl0CAEOMwBFUgFMAuERCLIUcDdbDh1tGR0nfBqzcFsC1KyXSaE3SykNIeGKJtc0TOYUFmkSUqGU",
+	"6tPQ4mJm93WXZHEE8+SWolK4I2kkoEdA0nTOOIlBjxM4vaUpaINC9HNivEnSaxZFlG9HjfLzJ5uZTD5T",
+	"DrGS38hNAYnmjAdK8dF81Kdc0pSTeLtB51/DOU0VTcxwnmICRdNCN42KKx/1T4l8k2Q8+lrGY9EEeAIi",
+	"C2eWbfYk4/+p3ixMkxTkjAmzLj0mIUqo3vP0CxMStyONE36j3gHCEzmjKWgLteCziyR5qxTSdnNX230C",
+	"sWpAjYZw2Bsd7O16e3C9lE8lYhTzGZWj5QsT1S7hjL3K5/ORk0zOkpT9k265npUWnmwCwf8ZHGVyNrhQ",
+	"qxWoKcwZih4XMv6ZJ3fcBfploTSLWriU3iafaWTN6pawmFzHWy7UuT7HgN3Qk80tIpJcE0EBWZICiyiX",
+	"TC7BnJ6g9ze6FDLhtK8mnvGUknCmxoDzOzt/s632Uz2rA5tgQlIeKlOhaoeXBqozcbyRsZX1r3MqBFGc",
+	"7+Qa46kV59n5m7WEC3A0owB6qrP/df7uJxfu0oTfgFLifUVL/co4gJ7hFfWj0al6LC6wSDHSnMhw5sI1",
+	"iUCZ0/2crtup1EdSddfzvBctVK0ffSZASRqzfNsqwgqZKIavH1CfiMA4sGCCPfFEsqmZs62aZUVnF4o6",
+	"J+CWavhxFMRj024LBUMSxzSdIDsaHnwi2uguDW10N4rvk0wKFlEIzs7fXB29ffvu59cnV8enJx/OAzTZ",
+	"ZkTtDUDNrxVPTqjtNP8jOW28Zv8WAkidwrKUPhUDjfX2qzePe1OfdRVZlnKm9iaNRSHPtrMotth3oxZq",
+	"PJlB8vDuGgWTXH2VHeRE2M602EKkt22dJ7NMHpbh+TbqZqOcnb/ZWptvsV1Gm7aLpYmfcsuMDEGKfhpK",
+	"v+gMj7+vkmh5Qb/I5nldPQFJv0gXMpGROF6ipoQ7JmfApIAoya5jCr9miaQCqAjJgkbQQ91CafRMgO+k",
+	"dBGTUBFpCf/6b9/puz43ikfJtJTKLOX4WFI0q9U/hj53XGdOvryl/EbOnIlhH9cxrmAhU3NwNA7DNn/D",
+	"SFneP+yp011KQklT4YI+gN4wzo1GpzxS/8I53c2YpCAWRFlNZ8vz//0Wj7EkpQLp4HN2wxPVM8iUsFj9",
+	"A98WEwh8ZwS+oyW1+kP9W6u6a4rmDIvUuqQU35B3CcqsO/VLX8+34DV0Qlmz/2HPdeaM53+OXGdBpJL4",
+	"zsT5v75/3hs+9/3z/v/8D2c9gT5Yfp26E8H4mJ4JyB0jhxDwLI4D6OXW1/US8nVFO1ISdfAhAsi1oFwO",
+	"4fUtTZcwp/Nr1GY+T7ADEmt2PDt/A2qv4ZZJQVAeCQjufdux5DsTZY2s0CzDnawtsftVoCmkxqQ3rnb/",
+	"LFIl9yTTjpw8qLHZFaQHVXD9quba2vz5Ob56rN5U28gQO7n+Bw2lRezz3HV9Xxui7c3b3FPJ16uKz2/T",
+	"N8aKz3uvefM2f6nfKz5d2b62T/a4y9FcthGgiMe07chTaY4nU0aFFWODPBQEGWe/ZjReDiv7oWNAaZqk",
+	"cyKdiZNlOFBrl3zyBgdHgzdkML28f7ka2H/uPebP0XjVust+pCRWe7O+4Lkz+t6hPJsrUiZKVWSWErps",
+	"NFcjvmmjjdynx8cnRcyvTu3gl19++WVwdjY4OYEff5ycnU3OzwMXPl4cHwKBlJJYKQkjj9hcnWf0wWBJ",
+	"SSpAaVclQQ8ODg6qy9EeW7SpPRocXCqyXd7vavpd3o/Lf0D+j0njH63ELY7Azf2kT9j1mf88IxLuiNBn",
+	"Ohc4maPQnlHjHk3S0nNandsWrtyH1k8Pcs3yvbNDyjV/Oaf2Hjl6f2odlnqvRsAknaPjvEaUemD6MYxh",
+	"5H7GJYtr5zOmtqxqWtJoE0Pkge+GtP7dGKSkUhfJaouoVT2694hIQlvQvuPnWo9gEwW/PfixevNCvbgq",
+	"AAGbv3iPL63aEQIPep0KwbJq4gY6aCGlYZtbobJQldnnc2qhausE3Aaf14ZZW9mH9l8ODqruJRsHdO+o",
+	"DSc6kO6dfdzL0Q1pSpoEsdp/aIAfaJikyKEkjt9NMXT5iHHUZ2aBJTa3c4EvYuisOvayhebQL9tclcbu",
+	"t+L2yn7k4o6m2sJ8NR46DaDOIwUj43B6fIw/3o6H3jMBYkYWFHqvdv8UmLnAzDFJHVmpWA1UwydUEhav",
+	"WeNi9s+EjvMcov0OdzPKzfkHFSrX7prvIXL/XWRnHW7VebVKRdFYItMBurmhdzvCDRKUYjjQ3usKnqtr",
+	"v1XF2uj69CS3nwprvxhARS/Ux9BFOX4wL+f6sQode+BQp9/NP/16wYiqrTKC+myqFK4t9O+gCfV+dzeK",
+	"bHcNWvZJFeLfx0+pEksU55pBPnZo64by4Eh+Tpls962UeqpUDDKBFLU59F6Nn1YhDeGDmYAWuUGdhzD8",
+	"GeTwjACS1OcB8kdwaJw56HTRau1uxmIKQQnWCOq+qn9r2//30YP6+KkIac6fRIM2bLsEDM1B89NhcahM",
+	"eLxEd6TPW9bOfDWEI8tsCv76+gJ2VKs75eYJoFcqXqVv0cv456Glo+Kt6Z5u/FHVQq320WfGI6UHCx1Y",
+	"NRlJKAUk/BCCKhrarKNxtj6NmqofxsoWv/JgViF8m+QsohgNwXZhXMXI5qAdekPD9XkQJUeyIeWmU+PB",
+	"144d9GWhiUFEwpuStRnEaYhWK6gTYESComfbYEjzQBPGhTH0eEeEAZBFQwhMQC4AtZiw7+36PI/LFDaw",
+	"rRRkUo3WXKfJZwpkKqmGc9wpxYJ9oGSWCTA58Xn5aE6WSl6r//BEwozcUrimlBsNQyMXRGJ89zyiKYgZ",
+	"RiXUXwgGvCGMD33eO4KULiiRuZVmTmuV2D2zzmtjzxv2tTIwrs1qOEyDDxQzqXEVNJfo/kQitbg+q1G0",
+	"+tqMBxG7YRLCmAiBa71nfolQFk+gAHbkuA5FmxLZAb0kRd+nsYJnRPrcOPh+vLh4DwRj/X23hH+sR3/k",
+	"AUiQSaLjjdDDRvZGu31Xrbt6vhfAjJKIpqL53u4IezLs0RYZzB9bgXCfm0i4eqbjwM0wcP7sRWDhH+2l",
+	"dCGHIaiffW7UT/6zmjjih234g+JpxRkLImf5FLx9VwfPgiP1UtB3i+i8z6vh+ZrhUACCam76y/sfNhxa",
+	"y0iqFZx9LIboIY+txYP1bt2mCFkj4S7WW25nZycnV7PZfC5EMIR3HBhfZBKswKkOQir5B8UXYL7AXRgq",
+	"uUsjxVOHitBqUwog8R1ZCsiE1iuZ2vAiTFLd1BDOMiHhmnZ1//vc+P+hd6dsGh0TVR+ckZSRk1daSPSb",
+	"NmE9o6Xd/nux+nQFlxsX/cyg2O/XHGQNl/bQbCqtH9zaEBKOsxVLHs7ShCeZQGs7F1gGGf/+o/r/Ikfh",
+	"/dHF8Y+tsmmDs74KP9bZE1XZ2Tsa9Qv9VHeFQe9ot+Ug0Exg6WqK5AzYtELeEiFBt4nrfljqJQOKZqLA",
+	"SbtGX+FpAfUVm2vPTS2F5OvH9U43yENqdbK9b75jzNRyr+r3tfVH01vd71PN7kPZJk4Pemfnb8be6OWr",
+	"/iFYgIhCvcbsM4WgQuVg+JiYrjUz80E9C2ijKVu8qCPkqXwyUpyr1r6SCN2OLuWJxU4Mqm/d8+xaPaKH",
+	"6pyWqwEXlAqGaca1nYaj0zantjVohNsFVYzvpBkiSnxnWIVujPf3W+RIIwupPqQ3TFtSGnRRTXsrURSH",
+	"aPVdU6DzhVwON2I20MypgzZQbHfy4VzgiPPsvFXzgN/NpWMOFxXR4TalXLG+m8EGBYfrk/iTOazKE2+J",
+	"pPgal1Wr20BtpChiGo7y3hqypmfNj8SbjnVXs6s28qFHuIFn6X77LjwMs3Lqg3WdL4ObZFAwbPQPdYr6",
+	"QO7OCvOneGHA5oskRYqbZC3zvlb3M2fiUB4m6nCm4XSVbM+1gK3R+KWF2FK7Kzga/CeQwT/BGxzAEK7g",
+	"v2AQuFBNIKtF8ZsZs9amHI1fbgBUfToa/CcZ/NMbHAyv/mtweT9yR+OX7caJNZsHmO+KRVvwn9ZknbfW",
+	"A9xngfzbbSnG9YGbtZ2cu3hRbFTVvDDcNmoJ/dbKpCdufvnjh9PG/NVnRWeus9bl0NSGLWTQT2w6HBYK",
+	"QVtJpYVUuFCjAP2lOgc1eBAIt8iuYyZmNFoPiVOT8J0J+I7vrAJ9vOIJBBZQTfsXfB6EhIc0xkGUTiQe",
+	"afdDPig8Ct3NEqGUgcwWJp96CEfa36sHK4CkND9LKMFhKYk/HNKu7pW0EFZWZqFrF1HQzt6Ndr0F3Fsv",
+	"gHFBkkwiBjZQtAhAtyXQoAElcbyxsRMGMROyo2nfyZ5qMb27fve7W9OtCMSGLd1xuFuDF7cxc62Pq9Zu",
+	"x8F+nUG6jcXYSZXUAKmr72Wo1WTBeqy5Mmry19zc4YS+XVEYsxBTKfBgXw9X9WoWbn89knyNAWsJhSJ0",
+	"YcmWouLJR6SC4zonFMVLm1h5n8c7SslEFyStlW9prekSMdH6uyF+9V0cgf1b22DsCMejbM9GBqjxqdUQ",
+	"OCGJ44pJ+h2sy5r4aZhj38MmadsPlThRqyupHiaaNANCvTzBEx3bwebqOAE6pE2Exwr8mIUNoNdsQAeO",
+	"yjYMdYO+jhk3GuvUSJA7C82WaBT9WTvGtmdrOL2qD1qi8rlqqahyxdyHNSuL5ZKkdJJVnHozEhkwk9uK",
+	"/H4SWydXUlZxnG+aVmC6r3rIOqnmevLJ1nkF9TE0SLCtSfqHEQm2xbKNM0gzKJN5LaTcVMD4T8M35POH",
+	"Eno6JNxsa4fmtYVKxWgXGSqK+ah91brBtzWG6vvosW4sM+66XbRxOdfqon834j3SknwErWz8XasyrCg6",
+	"DOzcJFToczF6aYMKXiOwQzwPFo3rqva6vNpK8PN1bmdJJEXEAP1CwwwdCb07wiTjN33wM8/bDSHQzxi/",
+	"CaBnnMzlQ8sF8Vt52P+t4hbo5aGcmuItu0XPmenFOjFX2Clvb8MMj1tD9u/1YdxExEysGAUPmVNYJDEL",
+	"l0rqfHh9flGqZaU1BfTGngd/gXd/6xuvOpurse8fHKD7Tv818rxiSIxLeqM3dtVh/Y015pqg0rdVmQXu",
+	"5/smxmqbDQLfOQIok2IFpfYj3wmeCSt+2wgpP1jP8ekyZpX+Xusj/fjhtB7i8fZetgEKBA2zlMnluVpY",
+	"zXVHmZxhDZpWB9O7BeXnkoSfIa/YkpcXInwJMXY3gTc05VTqJ+ixgzjhN3ZdjySOYHc8KFbX5x8/np6Y",
+	"L/ouIARGt1xAfYhkYd7mlMUUGIc4CUkMacbFEE4l3LBbEwDT6+bz3iJNMNYAzIQZkpiKw0aBKrXYwsCo",
+	"zJqrt+dkmcNgT4+PrcU3cSlFFg2dKevB2YV8yrUjC/Y3utQ58YxPk7blU/2IHH6exRJDCzYyADiVd0n6",
+	"2UYRYKU0mpqJsxRmTMgkXQ597vOLuwSUxEmniNUgcxYzKiBmt1RDKZjIVddEvf8cnj8/O39jORLnhJMb",
+	"OqdcPn8OvWDndmQBOIfDYdCfAOHoKM4HVxp8PgfoTcl1ykIEgKFdaP4u3+obv7Ka+PM6QOF55TCjGgze",
+	"f7yA6jh27m2vUI4oJbxKvLLpRZrcpFQIKowYEYeqZf1CkipVQKIq7DE3UjE+VsJXSiAgesTVfIMSmhO4",
+	"dVygC0EdnIPHTUV4xWGtWGyzovkCDL0dFobNZQjjJIsM9wpXjYVkcka5VMTT1jmp71vGa5WnXIiZ0Dgf",
+	"063ZgQxXs8WjYnaT9URRimJIr+DoeYVywb2vU051CGE4HPoOJtD7uTpS5FScisKDzZnGEekyGdDbc0cH",
+	"e25RrMMFxpXOYbe0f5iX1Ui4+bwIFuyNdoc+f22gkrkaJ2mKHSEhTO+D0yiHxOmNHrOQGsVodvnRgoQz",
+	"OhgPPaxbGStBIOVCTHZ27u7uhgQfD5P0Zsd8K3benh6//un8tfpmOJPzGA1UJlF3vCv5zNiajuvc0lQY",
+	"dTj0hp7xj3OyYErbDL3hrvE0oeTeiZIQ/3FDZavw/vHi7C0syA2F3gcaJWFfG6opYi4FBDum8eGSzOMg",
+	"h1pdp8mdoKmSrwJ0i2CkhjqjTdNkrt9jnKRLuKZYIIhJxatqRDup6msoJOERiRNOh/8QgVbmeoTXNAJd",
+	"dAIrPyIyzucLkhYwz6P3p/0CIooT4JRqsCBC964RmGaJMtWOEkVKgE5jxukQfkp8blhe4Oc00ktbbKPT",
+	"yJk4f6XyRJGxVoBz7Hm1SizKptjBVZzcW4VR6jq2tR6amsKwooCdyadL1yonrPZWSqdUY40W2vEoyY1Q",
+	"5hWuM5YL35lhTv8/N6y6Bt0pK1XnSSAJjcFr1Iax0MSwQY0fTfMPUuOBujRFvdvkc/c6MqZewToamjkw",
+	"ASTG4Pomer5lt5RTISwqatIZOtqcv5aYQWV/uFWgQp5AkR8E74iA64zFMq9FMwHtLla8KRO4oVxRmgLx",
+	"eRgzrE/yUwLdWFSZYUfvTx+3LvncGsya2+PthDZ9gfUEYZi/HJ293Uz0C7Ul7QZbWVip2mVXDjb+Tbtw",
+	"kIVD3vd2AYtY3jFBm9z8Qff0B2NmHJXiCNyNiBzb93a3HFK2TfnGzRttc5GmNUuvJsU2bbgWK2YtC7xl",
+	"Qoq6RbIuuVrkSgN30jORW/M9peCNwY+PfN4w+fHgERUpS83EkQCICPWp0wV1Ts+VJH5WhpV8/obF6NkM",
+	"k/k16p+fEYAeE0mF/ItMM2UKIiAYHaaJUHo4RKADkSFqtdL+S6boQ/K5NWkrzWEIHw22vqx0jZYPnnhp",
+	"dKiMG8TfleBzkycw9LlaY90SqnWZUjJvFzxqHeyEQuFUa2t/um9Np22poVNU0v41o+myPDrV03268W81",
+	"Y27lNnLxcXGUsFvXbyWVqGPB7jJrrKXH8qQxI2Jtt3nSUrceTdZZszft21Kk3thbS2rUI2uT59CA5hBO",
+	"p+ZExARgtxqUrdm9yclQZeQc+rdu5LqZynhzF6HaSW3liS6/RsprqI7aMNVLHniid+faW3gutUysX9Fh",
+	"J01gB8Xx4wnu86kll3YtRNW8MOLRN77YKZYl6uDb3AND7sQVCcMkyy9T8az/OW7LPTHmexpdGT/FFYmi",
+	"VKko9cZw7HnDER7mqpyN98q4DjUO9atFwvIu6XTPG7944Q1CbzTWlD54sT8qKb3XuKDGdX5NRE6yv2Yk",
+	"JVxSusW9MPpmg87lmaslZNZo+qbmEdBbJEKw63hp8nOVVbGn91Jbl8We26leWYBfjTp9VS+vvd+xt6LA",
+	"bGlAdemrNJeq5kzFE/rpclU7TthSzbJxWBiuN3BqXir0+FfVZ9uAy1eqgLdL11lkLdbSR1EGYlt8MmVe",
+	"f10QV8yoIfyER2zCfV4xm4agdzqGPkZ9XYsc62fqYEi/ni1c5EoIO6uISTofao9jgBIjgLlO/IoxETKp",
+	"VPyYQNDEJQUuBE0hg9Ut0U3Yik8KsGk9heAQggZYSb+goVPBoW6oDl7S72hUVYDOu6AmrQOt1h5Z5SBP",
+	"nXfzOczzXLhONQ+ew094VUSRTTlpb97cKKG1Ltb+txty9ZJBxKbof5BqIPU7KXB2Otm4t+cd9IdwlLPB",
+	"XI30M6ULUeWEZwLwuTGZVauaEXUwR7vantfrrGibVLMMhzhRZmpI8kzNqn36PquYp6UOeVWqkK7aP79l",
+	"7bHXr30zrf1HU8gPX8z2+KvPHq/edI2TVTUgqWzE1Vb24OMHYCqgPXz5C6IQdd1hVKpjrR6/64BCZJno",
+	"Oyj5vY4Ku3JtzZ530Omj4pID9c2oW0dFbfI/qAWilxVIe8CoR79IygVLeH+NcdLF71LmCQwh0Okmf4kZ",
+	"IjF1juGUZLHsV9S7VVkuEofFZ1aeQVCmgtcCbDnQUYcxq1kLQ3hneWaq2ZZ41uSVWjRKc/TQLYsyse+W",
+	"jpshPM7j0d3dEWjiTJNUTR69O66yHsqpm0t5WmetA17rjsCmbrAtEw391fmY4ek4PxObP62Of58TclRJ",
+	"aSx5s7nmG4653+M6yu3ulOx4XyTusHgdUdZSQ2fffWobeeMyx/rhL+H0MZWhTCbgyu34vpW6as6dGxSJ",
+	"6K49qvf6dNUClUtXukpn+wKSrtK5dhFDXTor8m0Q0H+lUirLFqPpybQkkDGi7YDeXEzbBHPLebFVTiv6",
+	"T7M4zg1lc74zrmldWtQ4xavVHgoBv9sfwgWb1wLmPjdN1Gp0lDXYDFg5T35RHye6luik0Ar6sDFL4sgc",
+	"XtbHtCy7/asEU2jflNu2yPnLOy2X63Y3PK3Ste2bol5B41tvjT1vr9NHxW00f/ztZOW9Kp4u6hyUdkf7",
+	"5nJ/D1fLudoEiKppQp8eD0HyOW5I36lDoHynX3pdbH9LxZIw3pSLvPiROsVjLlTNLMp9CvTXjMTq9O4V",
+	"haQ0ECnI16zNidHmuqhmF9eaPAQmBfoyygTeUnD0mrnERSnC1tzjhEMJHC78JFhFEEWXqTnU116MRqLM",
+	"SN8XsH9woOezSKnJJHgORyY6ZkSlrsiF5Qp0Wa4gvwhEjXU/cCFouRnEG3oB5iqURBgFiMWit5QD3qVi",
+	"FfknsUjw0izCQZlvLhAwMFCNgUwJv6E4vFI+N+ozaQDWY+oxDdWILmZ0WbBDUWxJFNWWBPQCNDx2vdGV",
+	"9qwHtucHgQ1N/mk4oUjtcjVM8g7qhh82veYCOATncermCeKFE0o7hOrXxSWcaiSejVtvQas3Meq/5Vz8",
+	"W8llGo6KUCnrXjhScYsZlWtdo6nH6LbQ66Cse6YobS52zcFMuDLb1LlTpM/jwJY+NjFgfYugbkcvE6az",
+	"5jnh6s0uVx75/BjvghOab/CWXESAtV0Il+hNa6B19u2WOcK+9C2nSUwPgfBlwimWYoMbKtUu2i2KwK1x",
+	"+T2Nv+/rTAbXmdduhu/WROU++a0Nj06erqZ1Ut2UlUItSYo/kHY2xEAQKpr8JjNd3OebWzcHnT56tPvH",
+	"vpruj2sRvdtUya39cFGtvrvxPJFDd5NpXrq3Gc8KXBAUEVlpkt3MWu80mBSJNAZ+adSLBuWIMFkoq64B",
+	"zoE2bE6RkoM+HZ/3tkfoWFXuVIMGlxP4PM1i6sICXzVYFWhgeR4Nt1EnKY23ga+A2/x9/JAHyr6+fp0n",
+	"6RHAmuql9E3ciZ3zVqubv673Wsn5buOoVL9vjuNDUad4A8SnXty+W8/VasktuJfHXBjwwMCeEPHU5QqF",
+	"daOpVPl/AixUiU6qHle+A0rp28KyTqcgqLRQfgYNtR7gVzLR/3egqITTB82ilrsdtosCFh//CXN5QpiL",
+	"gJ6t4WuRpcHtuN3M6OrFfMfpw1ckDeGI61tKiYQo0ccmoF+YkOUpTWNIBMjE5/lxTBsRrj6Z702g+vsz",
+	"gREbpcRzbMQtJbr8WJtl4nPbNFnj0Kxd3PHVe+/xWwhvHtl2C5mPN3v7v0uoeK/Td492an7jzaXoa4ds",
+	"H9xbX+fCXJkbh9oNRytz5ZkAZdsacCT0gjn5TCHNeICxDGXBJxxmUi4mOzuYfztLhJy89F7isHUq3A46",
+	"Tc0U2uLKbQmm0MPKWZ7nuVCEJjARPA9SlNpPnWpaVO4DGZRFD3su+DXx5jt2+ywM17Rf3I5yy+hdcTJW",
+	"p4hNPRdeTV1AWsL5yd+gF9AwFtHnwPW59myZmK4SU7djfUg5fnuqXwxjBiwMrbbVevwmZsld0MdMTGB5",
+	"TZRiEop1mvPI06GMs8fkasAiTa51CDrH7pjMELd5RKym9uSgsWrOWjW/kEmrZUwAWl2u/l8AAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -111,6 +111,12 @@ func New(o Options) (*Server, error) {
 	})
 	e.Use(s.accessLog, recover, s.authenticate, s.readBody, validate)
 	gen.RegisterHandlers(e, gen.NewStrictHandler(s, nil))
+	script, err := docsAsset()
+	if err != nil {
+		return nil, err
+	}
+	e.GET("/docs/"+docsScript, script)
+	// After every route: it reads their templates.
 	s.metrics.addRoutes(e)
 	s.echo = e
 	return s, nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,7 +12,6 @@ import (
 	"sync"
 	"testing"
 
-	"example.com/opsvc/gen"
 	"example.com/opsvc/internal/spectest"
 )
 
@@ -324,19 +324,25 @@ func TestMSF_PutOperation_neverBackwards(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			ctx, c := context.Background(), s.client(t, "")
 			id := fmt.Sprintf("nb%d", i)
 			stored, next := edit(tt.stored, "operation_id", id), edit(tt.next, "operation_id", id)
-			wantStatus(t, putOp(t, s, id, stored), 200)
-			r := putOp(t, s, id, next)
+			if err := c.PutOperationJSON(ctx, id, jsonBody(t, stored)); err != nil {
+				t.Fatal(err)
+			}
+			err := c.PutOperationJSON(ctx, id, jsonBody(t, next))
 			want := next
 			if tt.status == 409 {
-				wantMSFError(t, r, 409, "030007", "")
+				wantClientError(t, err, 409, "030007")
 				want = stored
-			} else {
-				wantStatus(t, r, tt.status)
+			} else if err != nil {
+				t.Fatalf("want %d, got %v", tt.status, err)
 			}
-			_, got := getOp(t, s, id)
-			if !reflect.DeepEqual(got, clone(want)) {
+			op, err := c.GetOperation(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := asDoc(t, op); !reflect.DeepEqual(got, clone(want)) {
 				t.Fatalf("stored record\n got: %v\nwant: %v", got, want)
 			}
 		})
@@ -412,18 +418,19 @@ func TestMSF_backends(t *testing.T) {
 					{"list-b", "20250101_000000"}, {"list-B", "20250101_000000"}, {"list-a", "20250101_000000"},
 					{"list-0", "20250102_000000"}, {"list-z", "20241231_235959"},
 				}
+				ctx, c := context.Background(), s.client(t, "")
 				for _, x := range ids {
 					d := edit(minimal(x.id, "executing", "20250105_000000"), "occurred_time", x.occurred)
-					wantStatus(t, putOp(t, s, x.id, d), 200)
+					if err := c.PutOperationJSON(ctx, x.id, jsonBody(t, d)); err != nil {
+						t.Fatal(err)
+					}
 				}
-				var list gen.OperationIDList
-				r := s.do(t, http.MethodGet, "/v1/operations?format=list", nil)
-				wantStatus(t, r, 200)
-				if err := json.Unmarshal(r.body, &list); err != nil {
+				list, err := c.ListOperationIDs(ctx)
+				if err != nil {
 					t.Fatal(err)
 				}
 				var mine []string
-				for _, id := range list.OperationIds {
+				for _, id := range list {
 					if strings.HasPrefix(id, "list-") {
 						mine = append(mine, id)
 					}
@@ -432,31 +439,35 @@ func TestMSF_backends(t *testing.T) {
 				if !reflect.DeepEqual(mine, want) {
 					t.Fatalf("got %v, want %v", mine, want)
 				}
+				r := s.do(t, http.MethodGet, "/v1/operations?format=list", nil)
 				r2 := s.do(t, http.MethodGet, "/v1/operations", nil)
 				if string(r2.body) != string(r.body) {
 					t.Fatalf("format=list is not the default: %s", r2.body)
 				}
 			})
 			t.Run("detail-list has every operation without bodies", func(t *testing.T) {
-				wantStatus(t, putOp(t, s, "detail1", notification("detail1")), 200)
-				r := s.do(t, http.MethodGet, "/v1/operations?format=detail-list", nil)
-				wantStatus(t, r, 200)
-				var list struct{ Operations []doc }
-				if err := json.Unmarshal(r.body, &list); err != nil {
+				ctx, c := context.Background(), s.client(t, "")
+				if err := c.PutOperationJSON(ctx, "detail1", jsonBody(t, notification("detail1"))); err != nil {
+					t.Fatal(err)
+				}
+				list, err := c.ListOperationDetails(ctx)
+				if err != nil {
 					t.Fatal(err)
 				}
 				var ids []string
 				var found doc
-				for _, op := range list.Operations {
-					ids = append(ids, op["operation_id"].(string))
-					if op["operation_id"] == "detail1" {
-						found = op
+				for _, op := range list {
+					ids = append(ids, op.OperationId)
+					if op.OperationId == "detail1" {
+						found = asDoc(t, op)
 					}
 				}
-				var idList gen.OperationIDList
-				_ = json.Unmarshal(s.do(t, http.MethodGet, "/v1/operations", nil).body, &idList)
-				if !reflect.DeepEqual(ids, idList.OperationIds) {
-					t.Fatalf("detail-list order %v differs from list %v", ids, idList.OperationIds)
+				idList, err := c.ListOperationIDs(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(ids, idList) {
+					t.Fatalf("detail-list order %v differs from list %v", ids, idList)
 				}
 				want := notification("detail1")
 				for _, p := range []string{"request.body", "response.body", "target_clusters.0.request.body",
@@ -481,6 +492,14 @@ func TestMSF_emptyLists(t *testing.T) {
 		if r.status != 200 || strings.TrimSpace(string(r.body)) != want {
 			t.Fatalf("GET /v1/operations%s: got %s", q, r)
 		}
+	}
+	// The client answers empty lists, not nil, and no error.
+	ctx, c := context.Background(), s.client(t, "")
+	if ids, err := c.ListOperationIDs(ctx); err != nil || ids == nil || len(ids) != 0 {
+		t.Fatalf("ListOperationIDs: %v, %v", ids, err)
+	}
+	if ops, err := c.ListOperationDetails(ctx); err != nil || ops == nil || len(ops) != 0 {
+		t.Fatalf("ListOperationDetails: %v, %v", ops, err)
 	}
 }
 

@@ -19,6 +19,12 @@ import (
 	"example.com/opsvc/gen"
 )
 
+func init() {
+	// /docs answers HTML, which kin-openapi has no decoder for; its schema is
+	// a string.
+	openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder)
+}
+
 var router = sync.OnceValues(func() (routers.Router, error) {
 	spec, err := gen.GetSpec()
 	if err != nil {
