@@ -406,7 +406,9 @@ type ICCOperation struct {
 
 // ICCOperationList defines model for ICCOperationList.
 type ICCOperationList struct {
-	Operations []ICCOperation `json:"operations"`
+	// NextPageToken An opaque page position (issue 9).
+	NextPageToken *PageToken     `json:"next_page_token,omitempty"`
+	Operations    []ICCOperation `json:"operations"`
 }
 
 // ICCOperationRecord The stored operation, as answered by B2.
@@ -494,7 +496,9 @@ type ICCOperationV2 struct {
 
 // ICCOperationV2List defines model for ICCOperationV2List.
 type ICCOperationV2List struct {
-	Operations []ICCOperationV2 `json:"operations"`
+	// NextPageToken An opaque page position (issue 9).
+	NextPageToken *PageToken       `json:"next_page_token,omitempty"`
+	Operations    []ICCOperationV2 `json:"operations"`
 }
 
 // ICCOperationV2Show defines model for ICCOperationV2Show.
@@ -628,7 +632,9 @@ type Operation struct {
 
 // OperationDetailList defines model for OperationDetailList.
 type OperationDetailList struct {
-	Operations []OperationSummary `json:"operations"`
+	// NextPageToken An opaque page position (issue 9).
+	NextPageToken *PageToken         `json:"next_page_token,omitempty"`
+	Operations    []OperationSummary `json:"operations"`
 }
 
 // OperationErrorDetail An operation's error, as recorded (any JSON object), stored and returned byte for byte.
@@ -641,7 +647,9 @@ type OperationID = string
 
 // OperationIDList defines model for OperationIDList.
 type OperationIDList struct {
-	OperationIds []OperationID `json:"operation_ids"`
+	// NextPageToken An opaque page position (issue 9).
+	NextPageToken *PageToken    `json:"next_page_token,omitempty"`
+	OperationIds  []OperationID `json:"operation_ids"`
 }
 
 // OperationRequest Request information.
@@ -728,6 +736,9 @@ type OptionalBodyText = string
 
 // OrderType defines model for OrderType.
 type OrderType string
+
+// PageToken An opaque page position (issue 9).
+type PageToken = string
 
 // Phase defines model for Phase.
 type Phase string
@@ -851,6 +862,15 @@ type TenantID = string
 // URI Request URI.
 type URI = string
 
+// IfNoneMatch defines model for IfNoneMatch.
+type IfNoneMatch = string
+
+// Limit defines model for Limit.
+type Limit = int
+
+// Wait defines model for Wait.
+type Wait = string
+
 // ICCBadRequest defines model for ICCBadRequest.
 type ICCBadRequest = ICCError
 
@@ -912,6 +932,16 @@ type ListICCOperationsParams struct {
 
 	// Latest If use this query, the latest operation of each connection is returned.
 	Latest *ListICCOperationsParamsLatest `form:"latest,omitempty" json:"latest,omitempty"`
+
+	// Limit At most this many items (issue 9). The answer then carries `next_page_token` and a `Link`
+	// header when more follow. Without it the whole list is answered.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// PageToken The `next_page_token` of the previous page, with the same filters (other filters, or a
+	// token altered, are 400 naming `page_token`). Pages are keyset positions: walking every
+	// page while operations are written lists each operation that existed at the start once,
+	// in order. Without `limit`, the rest of the list.
+	PageToken *PageToken `form:"page_token,omitempty" json:"page_token,omitempty"`
 }
 
 // ListICCOperationsParamsLatest defines parameters for ListICCOperations.
@@ -921,6 +951,16 @@ type ListICCOperationsParamsLatest string
 type ListOperationsParams struct {
 	// Format `list` for ids only, `detail-list` for the operations without bodies.
 	Format *ListOperationsParamsFormat `form:"format,omitempty" json:"format,omitempty"`
+
+	// Limit At most this many items (issue 9). The answer then carries `next_page_token` and a `Link`
+	// header when more follow. Without it the whole list is answered.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// PageToken The `next_page_token` of the previous page, with the same filters (other filters, or a
+	// token altered, are 400 naming `page_token`). Pages are keyset positions: walking every
+	// page while operations are written lists each operation that existed at the start once,
+	// in order. Without `limit`, the rest of the list.
+	PageToken *PageToken `form:"page_token,omitempty" json:"page_token,omitempty"`
 }
 
 // ListOperationsParamsFormat defines parameters for ListOperations.
@@ -929,6 +969,18 @@ type ListOperationsParamsFormat string
 // ListOperations200JSONResponseBody defines parameters for ListOperations.
 type ListOperations200JSONResponseBody struct {
 	union json.RawMessage
+}
+
+// GetOperationParams defines parameters for GetOperation.
+type GetOperationParams struct {
+	// Wait How long to wait for the operation to become terminal, a duration such as `30s`,
+	// `500ms` or `1m` (at most `60s`). Answered at once when terminal, otherwise within about
+	// half a second of becoming terminal (whichever service instance recorded it), or when the
+	// wait ends, then with the current record and `Retry-After`.
+	Wait *Wait `form:"wait,omitempty" json:"wait,omitempty"`
+
+	// IfNoneMatch An `ETag` of a previous answer (or a list of them, or `*`); 304 when it still matches.
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
 }
 
 // ListICCOperationsV2Params defines parameters for ListICCOperationsV2.
@@ -956,10 +1008,32 @@ type ListICCOperationsV2Params struct {
 
 	// Latest If set, only the latest matching operation of each resource is returned.
 	Latest *ListICCOperationsV2ParamsLatest `form:"latest,omitempty" json:"latest,omitempty"`
+
+	// Limit At most this many items (issue 9). The answer then carries `next_page_token` and a `Link`
+	// header when more follow. Without it the whole list is answered.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// PageToken The `next_page_token` of the previous page, with the same filters (other filters, or a
+	// token altered, are 400 naming `page_token`). Pages are keyset positions: walking every
+	// page while operations are written lists each operation that existed at the start once,
+	// in order. Without `limit`, the rest of the list.
+	PageToken *PageToken `form:"page_token,omitempty" json:"page_token,omitempty"`
 }
 
 // ListICCOperationsV2ParamsLatest defines parameters for ListICCOperationsV2.
 type ListICCOperationsV2ParamsLatest string
+
+// GetICCOperationV2Params defines parameters for GetICCOperationV2.
+type GetICCOperationV2Params struct {
+	// Wait How long to wait for the operation to become terminal, a duration such as `30s`,
+	// `500ms` or `1m` (at most `60s`). Answered at once when terminal, otherwise within about
+	// half a second of becoming terminal (whichever service instance recorded it), or when the
+	// wait ends, then with the current record and `Retry-After`.
+	Wait *Wait `form:"wait,omitempty" json:"wait,omitempty"`
+
+	// IfNoneMatch An `ETag` of a previous answer (or a list of them, or `*`); 304 when it still matches.
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+}
 
 // PutICCOperationJSONRequestBody defines body for PutICCOperation for application/json ContentType.
 type PutICCOperationJSONRequestBody = ICCOperationWrite
@@ -1192,16 +1266,31 @@ type ClientInterface interface {
 	// answers the operations without their `body` strings. Ordered by `occurred_time`, then
 	// `operation_id` (byte order), ascending. The answer is streamed.
 	//
+	// Pages (issue 9): with `limit`, at most that many items, and `next_page_token` (and a
+	// `Link` header) when more follow; without it, the whole list as before.
+	//
 	// Corresponds with GET /v1/operations (the `ListOperations` operationId).
 	ListOperations(ctx context.Context, params *ListOperationsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteOperation Delete an operation (issue 9)
+	//
+	// Removes the stored operation, whatever its status. Callers from `MSF_ALLOWED_CIDRS` or
+	// with an `admin` token, as for the other MSF calls.
+	//
+	// Corresponds with DELETE /v1/operations/{operation_id} (the `DeleteOperation` operationId).
+	DeleteOperation(ctx context.Context, operationId OperationID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetOperation Getting information of detailed operation state
 	//
 	// The full stored record in the shape of the notification (MSF 000103). Times are answered
 	// in the underscore form; absent optional fields are omitted: answers never hold `null`.
 	//
+	// Additions (issue 9): `wait` holds the answer until the operation is terminal
+	// (`completed`, `failed`, `canceled`) or the wait ends; `ETag` and `If-None-Match` (304)
+	// let pollers skip unchanged records; a non-terminal answer carries `Retry-After`.
+	//
 	// Corresponds with GET /v1/operations/{operation_id} (the `GetOperation` operationId).
-	GetOperation(ctx context.Context, operationId OperationID, reqEditors ...RequestEditorFn) (*http.Response, error)
+	GetOperation(ctx context.Context, operationId OperationID, params *GetOperationParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// PutOperationWithBody Operation result notification
 	//
@@ -1272,14 +1361,25 @@ type ClientInterface interface {
 	// Corresponds with GET /v2.0/operations (the `ListICCOperationsV2` operationId).
 	ListICCOperationsV2(ctx context.Context, params *ListICCOperationsV2Params, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// DeleteICCOperationV2 Delete an operation (issue 9)
+	//
+	// Removes the stored operation, whatever its status. `admin` tokens only.
+	//
+	// Corresponds with DELETE /v2.0/operations/{operation_id} (the `DeleteICCOperationV2` operationId).
+	DeleteICCOperationV2(ctx context.Context, operationId OperationID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetICCOperationV2 Show operation (ICC API v2.0)
 	//
 	// One operation in ICC API v2.0's shape. An id that does not exist, or that belongs to
 	// another tenant, is 404: another tenant's ids are never revealed. An `admin` token sees
 	// every tenant.
 	//
+	// Additions (issue 9): `wait` holds the answer until the operation is terminal
+	// (`complete`, `error`) or the wait ends; `ETag` and `If-None-Match` (304); a
+	// non-terminal answer carries `Retry-After`.
+	//
 	// Corresponds with GET /v2.0/operations/{operation_id} (the `GetICCOperationV2` operationId).
-	GetICCOperationV2(ctx context.Context, operationId OperationID, reqEditors ...RequestEditorFn) (*http.Response, error)
+	GetICCOperationV2(ctx context.Context, operationId OperationID, params *GetICCOperationV2Params, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // GetDocs API reference page
@@ -1441,9 +1541,30 @@ func (c *RawClient) PutICCOperation(ctx context.Context, operationId OperationID
 // answers the operations without their `body` strings. Ordered by `occurred_time`, then
 // `operation_id` (byte order), ascending. The answer is streamed.
 //
+// Pages (issue 9): with `limit`, at most that many items, and `next_page_token` (and a
+// `Link` header) when more follow; without it, the whole list as before.
+//
 // Corresponds with GET /v1/operations (the `ListOperations` operationId).
 func (c *RawClient) ListOperations(ctx context.Context, params *ListOperationsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListOperationsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteOperation Delete an operation (issue 9)
+//
+// Removes the stored operation, whatever its status. Callers from `MSF_ALLOWED_CIDRS` or
+// with an `admin` token, as for the other MSF calls.
+//
+// Corresponds with DELETE /v1/operations/{operation_id} (the `DeleteOperation` operationId).
+func (c *RawClient) DeleteOperation(ctx context.Context, operationId OperationID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteOperationRequest(c.Server, operationId)
 	if err != nil {
 		return nil, err
 	}
@@ -1459,9 +1580,13 @@ func (c *RawClient) ListOperations(ctx context.Context, params *ListOperationsPa
 // The full stored record in the shape of the notification (MSF 000103). Times are answered
 // in the underscore form; absent optional fields are omitted: answers never hold `null`.
 //
+// Additions (issue 9): `wait` holds the answer until the operation is terminal
+// (`completed`, `failed`, `canceled`) or the wait ends; `ETag` and `If-None-Match` (304)
+// let pollers skip unchanged records; a non-terminal answer carries `Retry-After`.
+//
 // Corresponds with GET /v1/operations/{operation_id} (the `GetOperation` operationId).
-func (c *RawClient) GetOperation(ctx context.Context, operationId OperationID, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetOperationRequest(c.Server, operationId)
+func (c *RawClient) GetOperation(ctx context.Context, operationId OperationID, params *GetOperationParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetOperationRequest(c.Server, operationId, params)
 	if err != nil {
 		return nil, err
 	}
@@ -1571,15 +1696,36 @@ func (c *RawClient) ListICCOperationsV2(ctx context.Context, params *ListICCOper
 	return c.Client.Do(req)
 }
 
+// DeleteICCOperationV2 Delete an operation (issue 9)
+//
+// Removes the stored operation, whatever its status. `admin` tokens only.
+//
+// Corresponds with DELETE /v2.0/operations/{operation_id} (the `DeleteICCOperationV2` operationId).
+func (c *RawClient) DeleteICCOperationV2(ctx context.Context, operationId OperationID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteICCOperationV2Request(c.Server, operationId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetICCOperationV2 Show operation (ICC API v2.0)
 //
 // One operation in ICC API v2.0's shape. An id that does not exist, or that belongs to
 // another tenant, is 404: another tenant's ids are never revealed. An `admin` token sees
 // every tenant.
 //
+// Additions (issue 9): `wait` holds the answer until the operation is terminal
+// (`complete`, `error`) or the wait ends; `ETag` and `If-None-Match` (304); a
+// non-terminal answer carries `Retry-After`.
+//
 // Corresponds with GET /v2.0/operations/{operation_id} (the `GetICCOperationV2` operationId).
-func (c *RawClient) GetICCOperationV2(ctx context.Context, operationId OperationID, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetICCOperationV2Request(c.Server, operationId)
+func (c *RawClient) GetICCOperationV2(ctx context.Context, operationId OperationID, params *GetICCOperationV2Params, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetICCOperationV2Request(c.Server, operationId, params)
 	if err != nil {
 		return nil, err
 	}
@@ -1786,6 +1932,30 @@ func NewListICCOperationsRequest(server string, params *ListICCOperationsParams)
 
 		}
 
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageToken != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_token", *params.PageToken, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -1887,6 +2057,30 @@ func NewListOperationsRequest(server string, params *ListOperationsParams) (*htt
 
 		}
 
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageToken != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_token", *params.PageToken, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -1901,8 +2095,8 @@ func NewListOperationsRequest(server string, params *ListOperationsParams) (*htt
 	return req, nil
 }
 
-// NewGetOperationRequest constructs an http.Request for the GetOperation method
-func NewGetOperationRequest(server string, operationId OperationID) (*http.Request, error) {
+// NewDeleteOperationRequest constructs an http.Request for the DeleteOperation method
+func NewDeleteOperationRequest(server string, operationId OperationID) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -1927,9 +2121,85 @@ func NewGetOperationRequest(server string, operationId OperationID) (*http.Reque
 		return nil, err
 	}
 
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetOperationRequest constructs an http.Request for the GetOperation method
+func NewGetOperationRequest(server string, operationId OperationID, params *GetOperationParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "operation_id", operationId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/operations/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Wait != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "wait", *params.Wait, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IfNoneMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-None-Match", *params.IfNoneMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-None-Match", headerParam0)
+		}
+
 	}
 
 	return req, nil
@@ -2106,6 +2376,30 @@ func NewListICCOperationsV2Request(server string, params *ListICCOperationsV2Par
 
 		}
 
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageToken != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_token", *params.PageToken, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -2120,8 +2414,8 @@ func NewListICCOperationsV2Request(server string, params *ListICCOperationsV2Par
 	return req, nil
 }
 
-// NewGetICCOperationV2Request constructs an http.Request for the GetICCOperationV2 method
-func NewGetICCOperationV2Request(server string, operationId OperationID) (*http.Request, error) {
+// NewDeleteICCOperationV2Request constructs an http.Request for the DeleteICCOperationV2 method
+func NewDeleteICCOperationV2Request(server string, operationId OperationID) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -2146,9 +2440,85 @@ func NewGetICCOperationV2Request(server string, operationId OperationID) (*http.
 		return nil, err
 	}
 
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetICCOperationV2Request constructs an http.Request for the GetICCOperationV2 method
+func NewGetICCOperationV2Request(server string, operationId OperationID, params *GetICCOperationV2Params) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "operation_id", operationId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v2.0/operations/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Wait != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "wait", *params.Wait, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IfNoneMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-None-Match", *params.IfNoneMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-None-Match", headerParam0)
+		}
+
 	}
 
 	return req, nil
@@ -2297,20 +2667,37 @@ type ClientWithResponsesInterface interface {
 	// answers the operations without their `body` strings. Ordered by `occurred_time`, then
 	// `operation_id` (byte order), ascending. The answer is streamed.
 	//
+	// Pages (issue 9): with `limit`, at most that many items, and `next_page_token` (and a
+	// `Link` header) when more follow; without it, the whole list as before.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/operations (the `ListOperations` operationId).
 	ListOperationsWithResponse(ctx context.Context, params *ListOperationsParams, reqEditors ...RequestEditorFn) (*ListOperationsResponse, error)
+
+	// DeleteOperationWithResponse Delete an operation (issue 9)
+	//
+	// Removes the stored operation, whatever its status. Callers from `MSF_ALLOWED_CIDRS` or
+	// with an `admin` token, as for the other MSF calls.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/operations/{operation_id} (the `DeleteOperation` operationId).
+	DeleteOperationWithResponse(ctx context.Context, operationId OperationID, reqEditors ...RequestEditorFn) (*DeleteOperationResponse, error)
 
 	// GetOperationWithResponse Getting information of detailed operation state
 	//
 	// The full stored record in the shape of the notification (MSF 000103). Times are answered
 	// in the underscore form; absent optional fields are omitted: answers never hold `null`.
 	//
+	// Additions (issue 9): `wait` holds the answer until the operation is terminal
+	// (`completed`, `failed`, `canceled`) or the wait ends; `ETag` and `If-None-Match` (304)
+	// let pollers skip unchanged records; a non-terminal answer carries `Retry-After`.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/operations/{operation_id} (the `GetOperation` operationId).
-	GetOperationWithResponse(ctx context.Context, operationId OperationID, reqEditors ...RequestEditorFn) (*GetOperationResponse, error)
+	GetOperationWithResponse(ctx context.Context, operationId OperationID, params *GetOperationParams, reqEditors ...RequestEditorFn) (*GetOperationResponse, error)
 
 	// PutOperationWithBodyWithResponse Operation result notification
 	//
@@ -2383,16 +2770,29 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v2.0/operations (the `ListICCOperationsV2` operationId).
 	ListICCOperationsV2WithResponse(ctx context.Context, params *ListICCOperationsV2Params, reqEditors ...RequestEditorFn) (*ListICCOperationsV2Response, error)
 
+	// DeleteICCOperationV2WithResponse Delete an operation (issue 9)
+	//
+	// Removes the stored operation, whatever its status. `admin` tokens only.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v2.0/operations/{operation_id} (the `DeleteICCOperationV2` operationId).
+	DeleteICCOperationV2WithResponse(ctx context.Context, operationId OperationID, reqEditors ...RequestEditorFn) (*DeleteICCOperationV2Response, error)
+
 	// GetICCOperationV2WithResponse Show operation (ICC API v2.0)
 	//
 	// One operation in ICC API v2.0's shape. An id that does not exist, or that belongs to
 	// another tenant, is 404: another tenant's ids are never revealed. An `admin` token sees
 	// every tenant.
 	//
+	// Additions (issue 9): `wait` holds the answer until the operation is terminal
+	// (`complete`, `error`) or the wait ends; `ETag` and `If-None-Match` (304); a
+	// non-terminal answer carries `Retry-After`.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v2.0/operations/{operation_id} (the `GetICCOperationV2` operationId).
-	GetICCOperationV2WithResponse(ctx context.Context, operationId OperationID, reqEditors ...RequestEditorFn) (*GetICCOperationV2Response, error)
+	GetICCOperationV2WithResponse(ctx context.Context, operationId OperationID, params *GetICCOperationV2Params, reqEditors ...RequestEditorFn) (*GetICCOperationV2Response, error)
 }
 
 type GetDocsResponse struct {
@@ -2559,6 +2959,11 @@ func (r ReadyzResponse) ContentType() string {
 	return ""
 }
 
+// ListICCOperationsResponse200Headers the declared response headers of an HTTP 200 response for ListICCOperations
+type ListICCOperationsResponse200Headers struct {
+	Link *string
+}
+
 type ListICCOperationsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2572,6 +2977,8 @@ type ListICCOperationsResponse struct {
 	JSON500 *ICCInternal
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ICCUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListICCOperationsResponse200Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -2725,6 +3132,11 @@ func (r PutICCOperationResponse) ContentType() string {
 	return ""
 }
 
+// ListOperationsResponse200Headers the declared response headers of an HTTP 200 response for ListOperations
+type ListOperationsResponse200Headers struct {
+	Link *string
+}
+
 type ListOperationsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2738,6 +3150,8 @@ type ListOperationsResponse struct {
 	JSON500 *MSFInternal
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *MSFUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListOperationsResponse200Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -2794,6 +3208,87 @@ func (r ListOperationsResponse) ContentType() string {
 	return ""
 }
 
+type DeleteOperationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *MSFBadRequest
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *MSFForbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *MSFNotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *MSFInternal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *MSFUnavailable
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteOperationResponse) GetJSON400() *MSFBadRequest {
+	return r.JSON400
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r DeleteOperationResponse) GetJSON403() *MSFForbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r DeleteOperationResponse) GetJSON404() *MSFNotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r DeleteOperationResponse) GetJSON500() *MSFInternal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DeleteOperationResponse) GetJSON503() *MSFUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteOperationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteOperationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteOperationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteOperationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetOperationResponse200Headers the declared response headers of an HTTP 200 response for GetOperation
+type GetOperationResponse200Headers struct {
+	ETag       *string
+	RetryAfter *int
+}
+
+// GetOperationResponse304Headers the declared response headers of an HTTP 304 response for GetOperation
+type GetOperationResponse304Headers struct {
+	ETag       *string
+	RetryAfter *int
+}
+
 type GetOperationResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2809,6 +3304,10 @@ type GetOperationResponse struct {
 	JSON500 *MSFInternal
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *MSFUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetOperationResponse200Headers
+	// Headers304 the parsed response headers for an HTTP 304 response
+	Headers304 *GetOperationResponse304Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -2946,6 +3445,11 @@ func (r PutOperationResponse) ContentType() string {
 	return ""
 }
 
+// ListICCOperationsV2Response200Headers the declared response headers of an HTTP 200 response for ListICCOperationsV2
+type ListICCOperationsV2Response200Headers struct {
+	Link *string
+}
+
 type ListICCOperationsV2Response struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2959,6 +3463,8 @@ type ListICCOperationsV2Response struct {
 	JSON500 *ICCInternal
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ICCUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListICCOperationsV2Response200Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -3015,6 +3521,94 @@ func (r ListICCOperationsV2Response) ContentType() string {
 	return ""
 }
 
+type DeleteICCOperationV2Response struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ICCBadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ICCUnauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ICCForbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ICCNotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ICCInternal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ICCUnavailable
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteICCOperationV2Response) GetJSON400() *ICCBadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DeleteICCOperationV2Response) GetJSON401() *ICCUnauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r DeleteICCOperationV2Response) GetJSON403() *ICCForbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r DeleteICCOperationV2Response) GetJSON404() *ICCNotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r DeleteICCOperationV2Response) GetJSON500() *ICCInternal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DeleteICCOperationV2Response) GetJSON503() *ICCUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteICCOperationV2Response) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteICCOperationV2Response) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteICCOperationV2Response) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteICCOperationV2Response) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetICCOperationV2Response200Headers the declared response headers of an HTTP 200 response for GetICCOperationV2
+type GetICCOperationV2Response200Headers struct {
+	ETag       *string
+	RetryAfter *int
+}
+
+// GetICCOperationV2Response304Headers the declared response headers of an HTTP 304 response for GetICCOperationV2
+type GetICCOperationV2Response304Headers struct {
+	ETag       *string
+	RetryAfter *int
+}
+
 type GetICCOperationV2Response struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3030,6 +3624,10 @@ type GetICCOperationV2Response struct {
 	JSON500 *ICCInternal
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ICCUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetICCOperationV2Response200Headers
+	// Headers304 the parsed response headers for an HTTP 304 response
+	Headers304 *GetICCOperationV2Response304Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -3232,6 +3830,9 @@ func (c *ClientWithResponses) PutICCOperationWithResponse(ctx context.Context, o
 // answers the operations without their `body` strings. Ordered by `occurred_time`, then
 // `operation_id` (byte order), ascending. The answer is streamed.
 //
+// Pages (issue 9): with `limit`, at most that many items, and `next_page_token` (and a
+// `Link` header) when more follow; without it, the whole list as before.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /v1/operations (the `ListOperations` operationId).
@@ -3243,16 +3844,36 @@ func (c *ClientWithResponses) ListOperationsWithResponse(ctx context.Context, pa
 	return ParseListOperationsResponse(rsp)
 }
 
+// DeleteOperationWithResponse Delete an operation (issue 9)
+//
+// Removes the stored operation, whatever its status. Callers from `MSF_ALLOWED_CIDRS` or
+// with an `admin` token, as for the other MSF calls.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/operations/{operation_id} (the `DeleteOperation` operationId).
+func (c *ClientWithResponses) DeleteOperationWithResponse(ctx context.Context, operationId OperationID, reqEditors ...RequestEditorFn) (*DeleteOperationResponse, error) {
+	rsp, err := c.DeleteOperation(ctx, operationId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteOperationResponse(rsp)
+}
+
 // GetOperationWithResponse Getting information of detailed operation state
 //
 // The full stored record in the shape of the notification (MSF 000103). Times are answered
 // in the underscore form; absent optional fields are omitted: answers never hold `null`.
 //
+// Additions (issue 9): `wait` holds the answer until the operation is terminal
+// (`completed`, `failed`, `canceled`) or the wait ends; `ETag` and `If-None-Match` (304)
+// let pollers skip unchanged records; a non-terminal answer carries `Retry-After`.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /v1/operations/{operation_id} (the `GetOperation` operationId).
-func (c *ClientWithResponses) GetOperationWithResponse(ctx context.Context, operationId OperationID, reqEditors ...RequestEditorFn) (*GetOperationResponse, error) {
-	rsp, err := c.GetOperation(ctx, operationId, reqEditors...)
+func (c *ClientWithResponses) GetOperationWithResponse(ctx context.Context, operationId OperationID, params *GetOperationParams, reqEditors ...RequestEditorFn) (*GetOperationResponse, error) {
+	rsp, err := c.GetOperation(ctx, operationId, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -3348,17 +3969,36 @@ func (c *ClientWithResponses) ListICCOperationsV2WithResponse(ctx context.Contex
 	return ParseListICCOperationsV2Response(rsp)
 }
 
+// DeleteICCOperationV2WithResponse Delete an operation (issue 9)
+//
+// Removes the stored operation, whatever its status. `admin` tokens only.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v2.0/operations/{operation_id} (the `DeleteICCOperationV2` operationId).
+func (c *ClientWithResponses) DeleteICCOperationV2WithResponse(ctx context.Context, operationId OperationID, reqEditors ...RequestEditorFn) (*DeleteICCOperationV2Response, error) {
+	rsp, err := c.DeleteICCOperationV2(ctx, operationId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteICCOperationV2Response(rsp)
+}
+
 // GetICCOperationV2WithResponse Show operation (ICC API v2.0)
 //
 // One operation in ICC API v2.0's shape. An id that does not exist, or that belongs to
 // another tenant, is 404: another tenant's ids are never revealed. An `admin` token sees
 // every tenant.
 //
+// Additions (issue 9): `wait` holds the answer until the operation is terminal
+// (`complete`, `error`) or the wait ends; `ETag` and `If-None-Match` (304); a
+// non-terminal answer carries `Retry-After`.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /v2.0/operations/{operation_id} (the `GetICCOperationV2` operationId).
-func (c *ClientWithResponses) GetICCOperationV2WithResponse(ctx context.Context, operationId OperationID, reqEditors ...RequestEditorFn) (*GetICCOperationV2Response, error) {
-	rsp, err := c.GetICCOperationV2(ctx, operationId, reqEditors...)
+func (c *ClientWithResponses) GetICCOperationV2WithResponse(ctx context.Context, operationId OperationID, params *GetICCOperationV2Params, reqEditors ...RequestEditorFn) (*GetICCOperationV2Response, error) {
+	rsp, err := c.GetICCOperationV2(ctx, operationId, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -3517,6 +4157,19 @@ func ParseListICCOperationsResponse(rsp *http.Response) (*ListICCOperationsRespo
 
 	}
 
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListICCOperationsResponse200Headers
+		if values := rsp.Header.Values("Link"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Link = &value
+		}
+		response.Headers200 = &headers
+	}
+
 	return response, nil
 }
 
@@ -3653,29 +4306,38 @@ func ParseListOperationsResponse(rsp *http.Response) (*ListOperationsResponse, e
 
 	}
 
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListOperationsResponse200Headers
+		if values := rsp.Header.Values("Link"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Link = &value
+		}
+		response.Headers200 = &headers
+	}
+
 	return response, nil
 }
 
-// ParseGetOperationResponse parses an HTTP response from a GetOperationWithResponse call
-func ParseGetOperationResponse(rsp *http.Response) (*GetOperationResponse, error) {
+// ParseDeleteOperationResponse parses an HTTP response from a DeleteOperationWithResponse call
+func ParseDeleteOperationResponse(rsp *http.Response) (*DeleteOperationResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
 	}
 
-	response := &GetOperationResponse{
+	response := &DeleteOperationResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
 	}
 
 	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest Operation
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON200 = &dest
+	case rsp.StatusCode == 204:
+		break // No content-type
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest MSFBadRequest
@@ -3712,6 +4374,107 @@ func ParseGetOperationResponse(rsp *http.Response) (*GetOperationResponse, error
 		}
 		response.JSON503 = &dest
 
+	}
+
+	return response, nil
+}
+
+// ParseGetOperationResponse parses an HTTP response from a GetOperationWithResponse call
+func ParseGetOperationResponse(rsp *http.Response) (*GetOperationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetOperationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Operation
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case rsp.StatusCode == 304:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest MSFBadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest MSFForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest MSFNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest MSFInternal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest MSFUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetOperationResponse200Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 304:
+		var headers GetOperationResponse304Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers304 = &headers
 	}
 
 	return response, nil
@@ -3832,6 +4595,83 @@ func ParseListICCOperationsV2Response(rsp *http.Response) (*ListICCOperationsV2R
 
 	}
 
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListICCOperationsV2Response200Headers
+		if values := rsp.Header.Values("Link"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Link = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteICCOperationV2Response parses an HTTP response from a DeleteICCOperationV2WithResponse call
+func ParseDeleteICCOperationV2Response(rsp *http.Response) (*DeleteICCOperationV2Response, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteICCOperationV2Response{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ICCBadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ICCUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ICCForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ICCNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ICCInternal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ICCUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
 	return response, nil
 }
 
@@ -3855,6 +4695,9 @@ func ParseGetICCOperationV2Response(rsp *http.Response) (*GetICCOperationV2Respo
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case rsp.StatusCode == 304:
+		break // No content-type
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest ICCBadRequest
@@ -3891,6 +4734,43 @@ func ParseGetICCOperationV2Response(rsp *http.Response) (*GetICCOperationV2Respo
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetICCOperationV2Response200Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 304:
+		var headers GetICCOperationV2Response304Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers304 = &headers
 	}
 
 	return response, nil

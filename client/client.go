@@ -82,7 +82,7 @@ func IsNotFound(err error) bool {
 // GetOperation answers an MSF operation (GET /v1/operations/{id}).
 func (c *Client) GetOperation(ctx context.Context, id string) (*Operation, error) {
 	var op Operation
-	if err := decode(c.raw.GetOperation(ctx, id))(http.StatusOK, &op); err != nil {
+	if err := decode(c.raw.GetOperation(ctx, id, nil))(http.StatusOK, &op); err != nil {
 		return nil, err
 	}
 	return &op, nil
@@ -178,7 +178,7 @@ func (c *Client) ListICCOperationsV2(ctx context.Context, params *ListICCOperati
 // /v2.0/operations/{id}); another tenant's is not found.
 func (c *Client) GetICCOperationV2(ctx context.Context, id string) (*ICCOperationV2, error) {
 	var s ICCOperationV2Show
-	if err := decode(c.raw.GetICCOperationV2(ctx, id))(http.StatusOK, &s); err != nil {
+	if err := decode(c.raw.GetICCOperationV2(ctx, id, nil))(http.StatusOK, &s); err != nil {
 		return nil, err
 	}
 	return &s.Operation, nil

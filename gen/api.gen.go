@@ -409,7 +409,9 @@ type ICCOperation struct {
 
 // ICCOperationList defines model for ICCOperationList.
 type ICCOperationList struct {
-	Operations []ICCOperation `json:"operations"`
+	// NextPageToken An opaque page position (issue 9).
+	NextPageToken *PageToken     `json:"next_page_token,omitempty"`
+	Operations    []ICCOperation `json:"operations"`
 }
 
 // ICCOperationRecord The stored operation, as answered by B2.
@@ -497,7 +499,9 @@ type ICCOperationV2 struct {
 
 // ICCOperationV2List defines model for ICCOperationV2List.
 type ICCOperationV2List struct {
-	Operations []ICCOperationV2 `json:"operations"`
+	// NextPageToken An opaque page position (issue 9).
+	NextPageToken *PageToken       `json:"next_page_token,omitempty"`
+	Operations    []ICCOperationV2 `json:"operations"`
 }
 
 // ICCOperationV2Show defines model for ICCOperationV2Show.
@@ -631,7 +635,9 @@ type Operation struct {
 
 // OperationDetailList defines model for OperationDetailList.
 type OperationDetailList struct {
-	Operations []OperationSummary `json:"operations"`
+	// NextPageToken An opaque page position (issue 9).
+	NextPageToken *PageToken         `json:"next_page_token,omitempty"`
+	Operations    []OperationSummary `json:"operations"`
 }
 
 // OperationErrorDetail An operation's error, as recorded (any JSON object), stored and returned byte for byte.
@@ -644,7 +650,9 @@ type OperationID = string
 
 // OperationIDList defines model for OperationIDList.
 type OperationIDList struct {
-	OperationIds []OperationID `json:"operation_ids"`
+	// NextPageToken An opaque page position (issue 9).
+	NextPageToken *PageToken    `json:"next_page_token,omitempty"`
+	OperationIds  []OperationID `json:"operation_ids"`
 }
 
 // OperationRequest Request information.
@@ -731,6 +739,9 @@ type OptionalBodyText = string
 
 // OrderType defines model for OrderType.
 type OrderType string
+
+// PageToken An opaque page position (issue 9).
+type PageToken = string
 
 // Phase defines model for Phase.
 type Phase string
@@ -854,6 +865,15 @@ type TenantID = string
 // URI Request URI.
 type URI = string
 
+// IfNoneMatch defines model for IfNoneMatch.
+type IfNoneMatch = string
+
+// Limit defines model for Limit.
+type Limit = int
+
+// Wait defines model for Wait.
+type Wait = string
+
 // ICCBadRequest defines model for ICCBadRequest.
 type ICCBadRequest = ICCError
 
@@ -915,6 +935,16 @@ type ListICCOperationsParams struct {
 
 	// Latest If use this query, the latest operation of each connection is returned.
 	Latest *ListICCOperationsParamsLatest `form:"latest,omitempty" json:"latest,omitempty"`
+
+	// Limit At most this many items (issue 9). The answer then carries `next_page_token` and a `Link`
+	// header when more follow. Without it the whole list is answered.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// PageToken The `next_page_token` of the previous page, with the same filters (other filters, or a
+	// token altered, are 400 naming `page_token`). Pages are keyset positions: walking every
+	// page while operations are written lists each operation that existed at the start once,
+	// in order. Without `limit`, the rest of the list.
+	PageToken *PageToken `form:"page_token,omitempty" json:"page_token,omitempty"`
 }
 
 // ListICCOperationsParamsLatest defines parameters for ListICCOperations.
@@ -924,6 +954,16 @@ type ListICCOperationsParamsLatest string
 type ListOperationsParams struct {
 	// Format `list` for ids only, `detail-list` for the operations without bodies.
 	Format *ListOperationsParamsFormat `form:"format,omitempty" json:"format,omitempty"`
+
+	// Limit At most this many items (issue 9). The answer then carries `next_page_token` and a `Link`
+	// header when more follow. Without it the whole list is answered.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// PageToken The `next_page_token` of the previous page, with the same filters (other filters, or a
+	// token altered, are 400 naming `page_token`). Pages are keyset positions: walking every
+	// page while operations are written lists each operation that existed at the start once,
+	// in order. Without `limit`, the rest of the list.
+	PageToken *PageToken `form:"page_token,omitempty" json:"page_token,omitempty"`
 }
 
 // ListOperationsParamsFormat defines parameters for ListOperations.
@@ -932,6 +972,18 @@ type ListOperationsParamsFormat string
 // ListOperations200JSONResponseBody defines parameters for ListOperations.
 type ListOperations200JSONResponseBody struct {
 	union json.RawMessage
+}
+
+// GetOperationParams defines parameters for GetOperation.
+type GetOperationParams struct {
+	// Wait How long to wait for the operation to become terminal, a duration such as `30s`,
+	// `500ms` or `1m` (at most `60s`). Answered at once when terminal, otherwise within about
+	// half a second of becoming terminal (whichever service instance recorded it), or when the
+	// wait ends, then with the current record and `Retry-After`.
+	Wait *Wait `form:"wait,omitempty" json:"wait,omitempty"`
+
+	// IfNoneMatch An `ETag` of a previous answer (or a list of them, or `*`); 304 when it still matches.
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
 }
 
 // ListICCOperationsV2Params defines parameters for ListICCOperationsV2.
@@ -959,10 +1011,32 @@ type ListICCOperationsV2Params struct {
 
 	// Latest If set, only the latest matching operation of each resource is returned.
 	Latest *ListICCOperationsV2ParamsLatest `form:"latest,omitempty" json:"latest,omitempty"`
+
+	// Limit At most this many items (issue 9). The answer then carries `next_page_token` and a `Link`
+	// header when more follow. Without it the whole list is answered.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// PageToken The `next_page_token` of the previous page, with the same filters (other filters, or a
+	// token altered, are 400 naming `page_token`). Pages are keyset positions: walking every
+	// page while operations are written lists each operation that existed at the start once,
+	// in order. Without `limit`, the rest of the list.
+	PageToken *PageToken `form:"page_token,omitempty" json:"page_token,omitempty"`
 }
 
 // ListICCOperationsV2ParamsLatest defines parameters for ListICCOperationsV2.
 type ListICCOperationsV2ParamsLatest string
+
+// GetICCOperationV2Params defines parameters for GetICCOperationV2.
+type GetICCOperationV2Params struct {
+	// Wait How long to wait for the operation to become terminal, a duration such as `30s`,
+	// `500ms` or `1m` (at most `60s`). Answered at once when terminal, otherwise within about
+	// half a second of becoming terminal (whichever service instance recorded it), or when the
+	// wait ends, then with the current record and `Retry-After`.
+	Wait *Wait `form:"wait,omitempty" json:"wait,omitempty"`
+
+	// IfNoneMatch An `ETag` of a previous answer (or a list of them, or `*`); 304 when it still matches.
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+}
 
 // PutICCOperationJSONRequestBody defines body for PutICCOperation for application/json ContentType.
 type PutICCOperationJSONRequestBody = ICCOperationWrite
@@ -1055,18 +1129,24 @@ type ServerInterface interface {
 	// ListOperations Getting list of operational state
 	// (GET /v1/operations)
 	ListOperations(ctx echo.Context, params ListOperationsParams) error
+	// DeleteOperation Delete an operation (issue 9)
+	// (DELETE /v1/operations/{operation_id})
+	DeleteOperation(ctx echo.Context, operationId OperationID) error
 	// GetOperation Getting information of detailed operation state
 	// (GET /v1/operations/{operation_id})
-	GetOperation(ctx echo.Context, operationId OperationID) error
+	GetOperation(ctx echo.Context, operationId OperationID, params GetOperationParams) error
 	// PutOperation Operation result notification
 	// (PUT /v1/operations/{operation_id})
 	PutOperation(ctx echo.Context, operationId OperationID) error
 	// ListICCOperationsV2 List operations (ICC API v2.0)
 	// (GET /v2.0/operations)
 	ListICCOperationsV2(ctx echo.Context, params ListICCOperationsV2Params) error
+	// DeleteICCOperationV2 Delete an operation (issue 9)
+	// (DELETE /v2.0/operations/{operation_id})
+	DeleteICCOperationV2(ctx echo.Context, operationId OperationID) error
 	// GetICCOperationV2 Show operation (ICC API v2.0)
 	// (GET /v2.0/operations/{operation_id})
-	GetICCOperationV2(ctx echo.Context, operationId OperationID) error
+	GetICCOperationV2(ctx echo.Context, operationId OperationID, params GetICCOperationV2Params) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -1151,6 +1231,20 @@ func (w *ServerInterfaceWrapper) ListICCOperations(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter latest: %s", err))
 	}
 
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "page_token" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page_token", ctx.QueryParams(), &params.PageToken, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter page_token: %s", err))
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.ListICCOperations(ctx, params)
 	return err
@@ -1185,8 +1279,38 @@ func (w *ServerInterfaceWrapper) ListOperations(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter format: %s", err))
 	}
 
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "page_token" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page_token", ctx.QueryParams(), &params.PageToken, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter page_token: %s", err))
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.ListOperations(ctx, params)
+	return err
+}
+
+// DeleteOperation converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteOperation(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "operation_id" -------------
+	var operationId OperationID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "operation_id", ctx.Param("operation_id"), &operationId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter operation_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteOperation(ctx, operationId)
 	return err
 }
 
@@ -1201,8 +1325,34 @@ func (w *ServerInterfaceWrapper) GetOperation(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter operation_id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetOperationParams
+	// ------------- Optional query parameter "wait" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "wait", ctx.QueryParams(), &params.Wait, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter wait: %s", err))
+	}
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-None-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-None-Match")]; found {
+		var IfNoneMatch IfNoneMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-None-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-None-Match", valueList[0], &IfNoneMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-None-Match: %s", err))
+		}
+
+		params.IfNoneMatch = &IfNoneMatch
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.GetOperation(ctx, operationId)
+	err = w.Handler.GetOperation(ctx, operationId, params)
 	return err
 }
 
@@ -1284,8 +1434,38 @@ func (w *ServerInterfaceWrapper) ListICCOperationsV2(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter latest: %s", err))
 	}
 
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "page_token" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page_token", ctx.QueryParams(), &params.PageToken, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter page_token: %s", err))
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.ListICCOperationsV2(ctx, params)
+	return err
+}
+
+// DeleteICCOperationV2 converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteICCOperationV2(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "operation_id" -------------
+	var operationId OperationID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "operation_id", ctx.Param("operation_id"), &operationId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter operation_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteICCOperationV2(ctx, operationId)
 	return err
 }
 
@@ -1300,8 +1480,34 @@ func (w *ServerInterfaceWrapper) GetICCOperationV2(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter operation_id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetICCOperationV2Params
+	// ------------- Optional query parameter "wait" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "wait", ctx.QueryParams(), &params.Wait, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter wait: %s", err))
+	}
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-None-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-None-Match")]; found {
+		var IfNoneMatch IfNoneMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-None-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-None-Match", valueList[0], &IfNoneMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-None-Match: %s", err))
+		}
+
+		params.IfNoneMatch = &IfNoneMatch
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.GetICCOperationV2(ctx, operationId)
+	err = w.Handler.GetICCOperationV2(ctx, operationId, params)
 	return err
 }
 
@@ -1352,12 +1558,14 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 		Handler: si,
 	}
 
+	router.DELETE(options.BaseURL+"/v1/operations/:operation_id", wrapper.DeleteOperation, options.OperationMiddlewares["DeleteOperation"]...)
 	router.GET(options.BaseURL+"/v1/operations/:operation_id", wrapper.GetOperation, options.OperationMiddlewares["GetOperation"]...)
 	router.PUT(options.BaseURL+"/v1/operations/:operation_id", wrapper.PutOperation, options.OperationMiddlewares["PutOperation"]...)
 	router.GET(options.BaseURL+"/v1/operations", wrapper.ListOperations, options.OperationMiddlewares["ListOperations"]...)
 	router.GET(options.BaseURL+"/v1.0/icc/operations", wrapper.ListICCOperations, options.OperationMiddlewares["ListICCOperations"]...)
 	router.PUT(options.BaseURL+"/v1.0/icc/operations/:operation_id", wrapper.PutICCOperation, options.OperationMiddlewares["PutICCOperation"]...)
 	router.GET(options.BaseURL+"/v2.0/operations", wrapper.ListICCOperationsV2, options.OperationMiddlewares["ListICCOperationsV2"]...)
+	router.DELETE(options.BaseURL+"/v2.0/operations/:operation_id", wrapper.DeleteICCOperationV2, options.OperationMiddlewares["DeleteICCOperationV2"]...)
 	router.GET(options.BaseURL+"/v2.0/operations/:operation_id", wrapper.GetICCOperationV2, options.OperationMiddlewares["GetICCOperationV2"]...)
 	router.GET(options.BaseURL+"/healthz", wrapper.Healthz, options.OperationMiddlewares["Healthz"]...)
 	router.GET(options.BaseURL+"/readyz", wrapper.Readyz, options.OperationMiddlewares["Readyz"]...)
@@ -1395,6 +1603,14 @@ type MSFNotFoundJSONResponse MSFError
 type MSFTooLargeJSONResponse MSFError
 
 type MSFUnavailableJSONResponse MSFError
+
+type NotModifiedResponseHeaders struct {
+	ETag       *string
+	RetryAfter *int
+}
+type NotModifiedResponse struct {
+	Headers NotModifiedResponseHeaders
+}
 
 type GetDocsRequestObject struct {
 }
@@ -1514,15 +1730,25 @@ type ListICCOperationsResponseObject interface {
 	VisitListICCOperationsResponse(w http.ResponseWriter) error
 }
 
-type ListICCOperations200JSONResponse ICCOperationList
+type ListICCOperations200ResponseHeaders struct {
+	Link *string
+}
+
+type ListICCOperations200JSONResponse struct {
+	Body    ICCOperationList
+	Headers ListICCOperations200ResponseHeaders
+}
 
 func (response ListICCOperations200JSONResponse) VisitListICCOperationsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Link != nil {
+		w.Header().Set("Link", fmt.Sprint(*response.Headers.Link))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -1727,15 +1953,25 @@ type ListOperationsResponseObject interface {
 	VisitListOperationsResponse(w http.ResponseWriter) error
 }
 
-type ListOperations200JSONResponse = ListOperations200JSONResponseBody
+type ListOperations200ResponseHeaders struct {
+	Link *string
+}
+
+type ListOperations200JSONResponse struct {
+	Body    ListOperations200JSONResponseBody
+	Headers ListOperations200ResponseHeaders
+}
 
 func (response ListOperations200JSONResponse) VisitListOperationsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.union); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body.union); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Link != nil {
+		w.Header().Set("Link", fmt.Sprint(*response.Headers.Link))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -1797,26 +2033,140 @@ func (response ListOperations503JSONResponse) VisitListOperationsResponse(w http
 	return err
 }
 
-type GetOperationRequestObject struct {
+type DeleteOperationRequestObject struct {
 	OperationId OperationID `json:"operation_id"`
 }
 
-type GetOperationResponseObject interface {
-	VisitGetOperationResponse(w http.ResponseWriter) error
+type DeleteOperationResponseObject interface {
+	VisitDeleteOperationResponse(w http.ResponseWriter) error
 }
 
-type GetOperation200JSONResponse Operation
+type DeleteOperation204Response struct {
+}
 
-func (response GetOperation200JSONResponse) VisitGetOperationResponse(w http.ResponseWriter) error {
+func (response DeleteOperation204Response) VisitDeleteOperationResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteOperation400JSONResponse struct{ MSFBadRequestJSONResponse }
+
+func (response DeleteOperation400JSONResponse) VisitDeleteOperationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteOperation403JSONResponse struct{ MSFForbiddenJSONResponse }
+
+func (response DeleteOperation403JSONResponse) VisitDeleteOperationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteOperation404JSONResponse struct{ MSFNotFoundJSONResponse }
+
+func (response DeleteOperation404JSONResponse) VisitDeleteOperationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteOperation500JSONResponse struct{ MSFInternalJSONResponse }
+
+func (response DeleteOperation500JSONResponse) VisitDeleteOperationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteOperation503JSONResponse struct{ MSFUnavailableJSONResponse }
+
+func (response DeleteOperation503JSONResponse) VisitDeleteOperationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetOperationRequestObject struct {
+	OperationId OperationID `json:"operation_id"`
+	Params      GetOperationParams
+}
+
+type GetOperationResponseObject interface {
+	VisitGetOperationResponse(w http.ResponseWriter) error
+}
+
+type GetOperation200ResponseHeaders struct {
+	ETag       *string
+	RetryAfter *int
+}
+
+type GetOperation200JSONResponse struct {
+	Body    Operation
+	Headers GetOperation200ResponseHeaders
+}
+
+func (response GetOperation200JSONResponse) VisitGetOperationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
+}
+
+type GetOperation304Response = NotModifiedResponse
+
+func (response GetOperation304Response) VisitGetOperationResponse(w http.ResponseWriter) error {
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(304)
+	return nil
 }
 
 type GetOperation400JSONResponse struct{ MSFBadRequestJSONResponse }
@@ -1998,15 +2348,25 @@ type ListICCOperationsV2ResponseObject interface {
 	VisitListICCOperationsV2Response(w http.ResponseWriter) error
 }
 
-type ListICCOperationsV2200JSONResponse ICCOperationV2List
+type ListICCOperationsV2200ResponseHeaders struct {
+	Link *string
+}
+
+type ListICCOperationsV2200JSONResponse struct {
+	Body    ICCOperationV2List
+	Headers ListICCOperationsV2200ResponseHeaders
+}
 
 func (response ListICCOperationsV2200JSONResponse) VisitListICCOperationsV2Response(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Link != nil {
+		w.Header().Set("Link", fmt.Sprint(*response.Headers.Link))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -2068,26 +2428,154 @@ func (response ListICCOperationsV2503JSONResponse) VisitListICCOperationsV2Respo
 	return err
 }
 
-type GetICCOperationV2RequestObject struct {
+type DeleteICCOperationV2RequestObject struct {
 	OperationId OperationID `json:"operation_id"`
 }
 
-type GetICCOperationV2ResponseObject interface {
-	VisitGetICCOperationV2Response(w http.ResponseWriter) error
+type DeleteICCOperationV2ResponseObject interface {
+	VisitDeleteICCOperationV2Response(w http.ResponseWriter) error
 }
 
-type GetICCOperationV2200JSONResponse ICCOperationV2Show
+type DeleteICCOperationV2204Response struct {
+}
 
-func (response GetICCOperationV2200JSONResponse) VisitGetICCOperationV2Response(w http.ResponseWriter) error {
+func (response DeleteICCOperationV2204Response) VisitDeleteICCOperationV2Response(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteICCOperationV2400JSONResponse struct{ ICCBadRequestJSONResponse }
+
+func (response DeleteICCOperationV2400JSONResponse) VisitDeleteICCOperationV2Response(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteICCOperationV2401JSONResponse struct{ ICCUnauthorizedJSONResponse }
+
+func (response DeleteICCOperationV2401JSONResponse) VisitDeleteICCOperationV2Response(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteICCOperationV2403JSONResponse struct{ ICCForbiddenJSONResponse }
+
+func (response DeleteICCOperationV2403JSONResponse) VisitDeleteICCOperationV2Response(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteICCOperationV2404JSONResponse struct{ ICCNotFoundJSONResponse }
+
+func (response DeleteICCOperationV2404JSONResponse) VisitDeleteICCOperationV2Response(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteICCOperationV2500JSONResponse struct{ ICCInternalJSONResponse }
+
+func (response DeleteICCOperationV2500JSONResponse) VisitDeleteICCOperationV2Response(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteICCOperationV2503JSONResponse struct{ ICCUnavailableJSONResponse }
+
+func (response DeleteICCOperationV2503JSONResponse) VisitDeleteICCOperationV2Response(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetICCOperationV2RequestObject struct {
+	OperationId OperationID `json:"operation_id"`
+	Params      GetICCOperationV2Params
+}
+
+type GetICCOperationV2ResponseObject interface {
+	VisitGetICCOperationV2Response(w http.ResponseWriter) error
+}
+
+type GetICCOperationV2200ResponseHeaders struct {
+	ETag       *string
+	RetryAfter *int
+}
+
+type GetICCOperationV2200JSONResponse struct {
+	Body    ICCOperationV2Show
+	Headers GetICCOperationV2200ResponseHeaders
+}
+
+func (response GetICCOperationV2200JSONResponse) VisitGetICCOperationV2Response(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
+}
+
+type GetICCOperationV2304Response = NotModifiedResponse
+
+func (response GetICCOperationV2304Response) VisitGetICCOperationV2Response(w http.ResponseWriter) error {
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(304)
+	return nil
 }
 
 type GetICCOperationV2400JSONResponse struct{ ICCBadRequestJSONResponse }
@@ -2183,6 +2671,9 @@ type StrictServerInterface interface {
 	// ListOperations Getting list of operational state
 	// (GET /v1/operations)
 	ListOperations(ctx context.Context, request ListOperationsRequestObject) (ListOperationsResponseObject, error)
+	// DeleteOperation Delete an operation (issue 9)
+	// (DELETE /v1/operations/{operation_id})
+	DeleteOperation(ctx context.Context, request DeleteOperationRequestObject) (DeleteOperationResponseObject, error)
 	// GetOperation Getting information of detailed operation state
 	// (GET /v1/operations/{operation_id})
 	GetOperation(ctx context.Context, request GetOperationRequestObject) (GetOperationResponseObject, error)
@@ -2192,6 +2683,9 @@ type StrictServerInterface interface {
 	// ListICCOperationsV2 List operations (ICC API v2.0)
 	// (GET /v2.0/operations)
 	ListICCOperationsV2(ctx context.Context, request ListICCOperationsV2RequestObject) (ListICCOperationsV2ResponseObject, error)
+	// DeleteICCOperationV2 Delete an operation (issue 9)
+	// (DELETE /v2.0/operations/{operation_id})
+	DeleteICCOperationV2(ctx context.Context, request DeleteICCOperationV2RequestObject) (DeleteICCOperationV2ResponseObject, error)
 	// GetICCOperationV2 Show operation (ICC API v2.0)
 	// (GET /v2.0/operations/{operation_id})
 	GetICCOperationV2(ctx context.Context, request GetICCOperationV2RequestObject) (GetICCOperationV2ResponseObject, error)
@@ -2399,11 +2893,37 @@ func (sh *strictHandler) ListOperations(ctx echo.Context, params ListOperationsP
 	return nil
 }
 
+// DeleteOperation operation middleware
+func (sh *strictHandler) DeleteOperation(ctx echo.Context, operationId OperationID) error {
+	var request DeleteOperationRequestObject
+
+	request.OperationId = operationId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteOperation(ctx.Request().Context(), request.(DeleteOperationRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteOperation")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteOperationResponseObject); ok {
+		return validResponse.VisitDeleteOperationResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // GetOperation operation middleware
-func (sh *strictHandler) GetOperation(ctx echo.Context, operationId OperationID) error {
+func (sh *strictHandler) GetOperation(ctx echo.Context, operationId OperationID, params GetOperationParams) error {
 	var request GetOperationRequestObject
 
 	request.OperationId = operationId
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.GetOperation(ctx.Request().Context(), request.(GetOperationRequestObject))
@@ -2497,11 +3017,37 @@ func (sh *strictHandler) ListICCOperationsV2(ctx echo.Context, params ListICCOpe
 	return nil
 }
 
+// DeleteICCOperationV2 operation middleware
+func (sh *strictHandler) DeleteICCOperationV2(ctx echo.Context, operationId OperationID) error {
+	var request DeleteICCOperationV2RequestObject
+
+	request.OperationId = operationId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteICCOperationV2(ctx.Request().Context(), request.(DeleteICCOperationV2RequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteICCOperationV2")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteICCOperationV2ResponseObject); ok {
+		return validResponse.VisitDeleteICCOperationV2Response(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // GetICCOperationV2 operation middleware
-func (sh *strictHandler) GetICCOperationV2(ctx echo.Context, operationId OperationID) error {
+func (sh *strictHandler) GetICCOperationV2(ctx echo.Context, operationId OperationID, params GetICCOperationV2Params) error {
 	var request GetICCOperationV2RequestObject
 
 	request.OperationId = operationId
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.GetICCOperationV2(ctx.Request().Context(), request.(GetICCOperationV2RequestObject))
@@ -2527,144 +3073,163 @@ func (sh *strictHandler) GetICCOperationV2(ctx echo.Context, operationId Operati
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H19c9s40udX6eI9VZFSlEzJ9iSWa+vKsZMd38aTXOzs3Dyhz4RJyMKGAjUEaEfr0fNtni+yn+wKDZAE",
-	"XyTTiieZvZr9YycWSbw0Gt2N7l837p0wmS8STrkUzuTeoV/IfBFT/Pfp8fG7BU2JZAn/+/gtE1L9KrL5",
-	"nKRLZ+IknEKSv+C4zi2JM6peKX4UzuQT9jBn8ioikko2p87EGXujHwaj8WD8AryXk92Dyf6+4zo0TZPU",
-	"mdyvXIdFqv3FgLz0wtGL8csBWSzS5JY6btn4lZBEZsKZ4BRiKtXTxYwI1YN5/ypMOKehGWBKQ7rAT9eO",
-	"ZbQ/2Rvhq79mVMir6yRaqilZ7UzunWvCozsWyZkzcUae57gOJ9jYLLmhzmpVfi+XC/X7cUoJji+lIsnS",
-	"kF7hDIvphaEXDkYj+sPgpffSG+yP9/c8z/vB28XGi49Ma+ROVCcmaHrLyuevj99OJucnr7+EM8Jv6GRy",
-	"9PP5sf2+pJxwqcewe/Byfzz9Ybo3Ji/2ovH1y/H0hXdwMH3xMvJ2D3aJs7pUE6oyw/ksuasyA+FgaB5B",
-	"ZWxNrtD0/JMn/p15Qs2n4IdjQ+uoxhKQL0IEgvGbmA7COBOSpu1iIyZCXmULtQ5XxUKMfxiNxrtXI2+0",
-	"PxqrpQ7DLE1p1PoGUqZkhpxj8ncGnudZC4mrhmvp3PuOiBkuge9MzB+Dke+4vpPSOUk/48//+m+QVEjf",
-	"WTmuM6dylqge3r87v3BcJ0uZM3F2bkc7+LXYice3C+7gwotFwgXt0qFqWTPxVZhE1JmMvdEq/8ni68ip",
-	"LMFZFkt2rKlbX4UpYTGNYK5eaa6AC2kSq+fXJPzccTlg5I293dGG5cA3OizHeN1yhIucNOEip0s3iu8Y",
-	"Wu6EC7Ge+ihYkMTYycGB4o0W8u97nmojiWNFH9SLG1hw7O2azZnFsrJariNJekPllVkAoxr1H5o0NdYs",
-	"Znvy+u3ri9ed5rujiFWfdI2d9larS5ujNHuoeWfXlvw0fDKGlE4zsdUMvtVqtu6ZlVsb3PgPMjjFUUqn",
-	"rlxnQVIyp5qW9+VmPj1Rf0ZUhClbaP1SPoTTE+iFRNCBoFwwyW5pf+i4DlNvLYiclZqnsvX05FmqpLRM",
-	"M+o6IpzROVFd/UdKp87E+R87pTG4o5+KHXtUq5U1ydxGfEWiDyVZw4RLyvGfZLGIWYjf7vxDaC1p7Et8",
-	"k2SolpM0oimqqQmg8AEmgCcS0L6cgpxRIHGc3NFIP0dSdxv86fHxa7QgcORVih5BQX5IUlDrBVNG40j1",
-	"z/gtiVl0CAEOMwBFUgFMAuERCLIUcDdbDh1tGR0nfBqzcFsC1KyXSaE3SykNIeGKJtc0TOYUFmkSUqGU",
-	"6tPQ4mJm93WXZHEE8+SWolK4I2kkoEdA0nTOOIlBjxM4vaUpaINC9HNivEnSaxZFlG9HjfLzJ5uZTD5T",
-	"DrGS38hNAYnmjAdK8dF81Kdc0pSTeLtB51/DOU0VTcxwnmICRdNCN42KKx/1T4l8k2Q8+lrGY9EEeAIi",
-	"C2eWbfYk4/+p3ixMkxTkjAmzLj0mIUqo3vP0CxMStyONE36j3gHCEzmjKWgLteCziyR5qxTSdnNX230C",
-	"sWpAjYZw2Bsd7O16e3C9lE8lYhTzGZWj5QsT1S7hjL3K5/ORk0zOkpT9k265npUWnmwCwf8ZHGVyNrhQ",
-	"qxWoKcwZih4XMv6ZJ3fcBfploTSLWriU3iafaWTN6pawmFzHWy7UuT7HgN3Qk80tIpJcE0EBWZICiyiX",
-	"TC7BnJ6g9ze6FDLhtK8mnvGUknCmxoDzOzt/s632Uz2rA5tgQlIeKlOhaoeXBqozcbyRsZX1r3MqBFGc",
-	"7+Qa46kV59n5m7WEC3A0owB6qrP/df7uJxfu0oTfgFLifUVL/co4gJ7hFfWj0al6LC6wSDHSnMhw5sI1",
-	"iUCZ0/2crtup1EdSddfzvBctVK0ffSZASRqzfNsqwgqZKIavH1CfiMA4sGCCPfFEsqmZs62aZUVnF4o6",
-	"J+CWavhxFMRj024LBUMSxzSdIDsaHnwi2uguDW10N4rvk0wKFlEIzs7fXB29ffvu59cnV8enJx/OAzTZ",
-	"ZkTtDUDNrxVPTqjtNP8jOW28Zv8WAkidwrKUPhUDjfX2qzePe1OfdRVZlnKm9iaNRSHPtrMotth3oxZq",
-	"PJlB8vDuGgWTXH2VHeRE2M602EKkt22dJ7NMHpbh+TbqZqOcnb/ZWptvsV1Gm7aLpYmfcsuMDEGKfhpK",
-	"v+gMj7+vkmh5Qb/I5nldPQFJv0gXMpGROF6ipoQ7JmfApIAoya5jCr9miaQCqAjJgkbQQ91CafRMgO+k",
-	"dBGTUBFpCf/6b9/puz43ikfJtJTKLOX4WFI0q9U/hj53XGdOvryl/EbOnIlhH9cxrmAhU3NwNA7DNn/D",
-	"SFneP+yp011KQklT4YI+gN4wzo1GpzxS/8I53c2YpCAWRFlNZ8vz//0Wj7EkpQLp4HN2wxPVM8iUsFj9",
-	"A98WEwh8ZwS+oyW1+kP9W6u6a4rmDIvUuqQU35B3CcqsO/VLX8+34DV0Qlmz/2HPdeaM53+OXGdBpJL4",
-	"zsT5v75/3hs+9/3z/v/8D2c9gT5Yfp26E8H4mJ4JyB0jhxDwLI4D6OXW1/US8nVFO1ISdfAhAsi1oFwO",
-	"4fUtTZcwp/Nr1GY+T7ADEmt2PDt/A2qv4ZZJQVAeCQjufdux5DsTZY2s0CzDnawtsftVoCmkxqQ3rnb/",
-	"LFIl9yTTjpw8qLHZFaQHVXD9quba2vz5Ob56rN5U28gQO7n+Bw2lRezz3HV9Xxui7c3b3FPJ16uKz2/T",
-	"N8aKz3uvefM2f6nfKz5d2b62T/a4y9FcthGgiMe07chTaY4nU0aFFWODPBQEGWe/ZjReDiv7oWNAaZqk",
-	"cyKdiZNlOFBrl3zyBgdHgzdkML28f7ka2H/uPebP0XjVust+pCRWe7O+4Lkz+t6hPJsrUiZKVWSWErps",
-	"NFcjvmmjjdynx8cnRcyvTu3gl19++WVwdjY4OYEff5ycnU3OzwMXPl4cHwKBlJJYKQkjj9hcnWf0wWBJ",
-	"SSpAaVclQQ8ODg6qy9EeW7SpPRocXCqyXd7vavpd3o/Lf0D+j0njH63ELY7Azf2kT9j1mf88IxLuiNBn",
-	"Ohc4maPQnlHjHk3S0nNandsWrtyH1k8Pcs3yvbNDyjV/Oaf2Hjl6f2odlnqvRsAknaPjvEaUemD6MYxh",
-	"5H7GJYtr5zOmtqxqWtJoE0Pkge+GtP7dGKSkUhfJaouoVT2694hIQlvQvuPnWo9gEwW/PfixevNCvbgq",
-	"AAGbv3iPL63aEQIPep0KwbJq4gY6aCGlYZtbobJQldnnc2qhausE3Aaf14ZZW9mH9l8ODqruJRsHdO+o",
-	"DSc6kO6dfdzL0Q1pSpoEsdp/aIAfaJikyKEkjt9NMXT5iHHUZ2aBJTa3c4EvYuisOvayhebQL9tclcbu",
-	"t+L2yn7k4o6m2sJ8NR46DaDOIwUj43B6fIw/3o6H3jMBYkYWFHqvdv8UmLnAzDFJHVmpWA1UwydUEhav",
-	"WeNi9s+EjvMcov0OdzPKzfkHFSrX7prvIXL/XWRnHW7VebVKRdFYItMBurmhdzvCDRKUYjjQ3usKnqtr",
-	"v1XF2uj69CS3nwprvxhARS/Ux9BFOX4wL+f6sQode+BQp9/NP/16wYiqrTKC+myqFK4t9O+gCfV+dzeK",
-	"bHcNWvZJFeLfx0+pEksU55pBPnZo64by4Eh+Tpls962UeqpUDDKBFLU59F6Nn1YhDeGDmYAWuUGdhzD8",
-	"GeTwjACS1OcB8kdwaJw56HTRau1uxmIKQQnWCOq+qn9r2//30YP6+KkIac6fRIM2bLsEDM1B89NhcahM",
-	"eLxEd6TPW9bOfDWEI8tsCv76+gJ2VKs75eYJoFcqXqVv0cv456Glo+Kt6Z5u/FHVQq320WfGI6UHCx1Y",
-	"NRlJKAUk/BCCKhrarKNxtj6NmqofxsoWv/JgViF8m+QsohgNwXZhXMXI5qAdekPD9XkQJUeyIeWmU+PB",
-	"144d9GWhiUFEwpuStRnEaYhWK6gTYESComfbYEjzQBPGhTH0eEeEAZBFQwhMQC4AtZiw7+36PI/LFDaw",
-	"rRRkUo3WXKfJZwpkKqmGc9wpxYJ9oGSWCTA58Xn5aE6WSl6r//BEwozcUrimlBsNQyMXRGJ89zyiKYgZ",
-	"RiXUXwgGvCGMD33eO4KULiiRuZVmTmuV2D2zzmtjzxv2tTIwrs1qOEyDDxQzqXEVNJfo/kQitbg+q1G0",
-	"+tqMBxG7YRLCmAiBa71nfolQFk+gAHbkuA5FmxLZAb0kRd+nsYJnRPrcOPh+vLh4DwRj/X23hH+sR3/k",
-	"AUiQSaLjjdDDRvZGu31Xrbt6vhfAjJKIpqL53u4IezLs0RYZzB9bgXCfm0i4eqbjwM0wcP7sRWDhH+2l",
-	"dCGHIaiffW7UT/6zmjjih234g+JpxRkLImf5FLx9VwfPgiP1UtB3i+i8z6vh+ZrhUACCam76y/sfNhxa",
-	"y0iqFZx9LIboIY+txYP1bt2mCFkj4S7WW25nZycnV7PZfC5EMIR3HBhfZBKswKkOQir5B8UXYL7AXRgq",
-	"uUsjxVOHitBqUwog8R1ZCsiE1iuZ2vAiTFLd1BDOMiHhmnZ1//vc+P+hd6dsGh0TVR+ckZSRk1daSPSb",
-	"NmE9o6Xd/nux+nQFlxsX/cyg2O/XHGQNl/bQbCqtH9zaEBKOsxVLHs7ShCeZQGs7F1gGGf/+o/r/Ikfh",
-	"/dHF8Y+tsmmDs74KP9bZE1XZ2Tsa9Qv9VHeFQe9ot+Ug0Exg6WqK5AzYtELeEiFBt4nrfljqJQOKZqLA",
-	"SbtGX+FpAfUVm2vPTS2F5OvH9U43yENqdbK9b75jzNRyr+r3tfVH01vd71PN7kPZJk4Pemfnb8be6OWr",
-	"/iFYgIhCvcbsM4WgQuVg+JiYrjUz80E9C2ijKVu8qCPkqXwyUpyr1r6SCN2OLuWJxU4Mqm/d8+xaPaKH",
-	"6pyWqwEXlAqGaca1nYaj0zantjVohNsFVYzvpBkiSnxnWIVujPf3W+RIIwupPqQ3TFtSGnRRTXsrURSH",
-	"aPVdU6DzhVwON2I20MypgzZQbHfy4VzgiPPsvFXzgN/NpWMOFxXR4TalXLG+m8EGBYfrk/iTOazKE2+J",
-	"pPgal1Wr20BtpChiGo7y3hqypmfNj8SbjnVXs6s28qFHuIFn6X77LjwMs3Lqg3WdL4ObZFAwbPQPdYr6",
-	"QO7OCvOneGHA5oskRYqbZC3zvlb3M2fiUB4m6nCm4XSVbM+1gK3R+KWF2FK7Kzga/CeQwT/BGxzAEK7g",
-	"v2AQuFBNIKtF8ZsZs9amHI1fbgBUfToa/CcZ/NMbHAyv/mtweT9yR+OX7caJNZsHmO+KRVvwn9ZknbfW",
-	"A9xngfzbbSnG9YGbtZ2cu3hRbFTVvDDcNmoJ/dbKpCdufvnjh9PG/NVnRWeus9bl0NSGLWTQT2w6HBYK",
-	"QVtJpYVUuFCjAP2lOgc1eBAIt8iuYyZmNFoPiVOT8J0J+I7vrAJ9vOIJBBZQTfsXfB6EhIc0xkGUTiQe",
-	"afdDPig8Ct3NEqGUgcwWJp96CEfa36sHK4CkND9LKMFhKYk/HNKu7pW0EFZWZqFrF1HQzt6Ndr0F3Fsv",
-	"gHFBkkwiBjZQtAhAtyXQoAElcbyxsRMGMROyo2nfyZ5qMb27fve7W9OtCMSGLd1xuFuDF7cxc62Pq9Zu",
-	"x8F+nUG6jcXYSZXUAKmr72Wo1WTBeqy5Mmry19zc4YS+XVEYsxBTKfBgXw9X9WoWbn89knyNAWsJhSJ0",
-	"YcmWouLJR6SC4zonFMVLm1h5n8c7SslEFyStlW9prekSMdH6uyF+9V0cgf1b22DsCMejbM9GBqjxqdUQ",
-	"OCGJ44pJ+h2sy5r4aZhj38MmadsPlThRqyupHiaaNANCvTzBEx3bwebqOAE6pE2Exwr8mIUNoNdsQAeO",
-	"yjYMdYO+jhk3GuvUSJA7C82WaBT9WTvGtmdrOL2qD1qi8rlqqahyxdyHNSuL5ZKkdJJVnHozEhkwk9uK",
-	"/H4SWydXUlZxnG+aVmC6r3rIOqnmevLJ1nkF9TE0SLCtSfqHEQm2xbKNM0gzKJN5LaTcVMD4T8M35POH",
-	"Eno6JNxsa4fmtYVKxWgXGSqK+ah91brBtzWG6vvosW4sM+66XbRxOdfqon834j3SknwErWz8XasyrCg6",
-	"DOzcJFToczF6aYMKXiOwQzwPFo3rqva6vNpK8PN1bmdJJEXEAP1CwwwdCb07wiTjN33wM8/bDSHQzxi/",
-	"CaBnnMzlQ8sF8Vt52P+t4hbo5aGcmuItu0XPmenFOjFX2Clvb8MMj1tD9u/1YdxExEysGAUPmVNYJDEL",
-	"l0rqfHh9flGqZaU1BfTGngd/gXd/6xuvOpurse8fHKD7Tv818rxiSIxLeqM3dtVh/Y015pqg0rdVmQXu",
-	"5/smxmqbDQLfOQIok2IFpfYj3wmeCSt+2wgpP1jP8ekyZpX+Xusj/fjhtB7i8fZetgEKBA2zlMnluVpY",
-	"zXVHmZxhDZpWB9O7BeXnkoSfIa/YkpcXInwJMXY3gTc05VTqJ+ixgzjhN3ZdjySOYHc8KFbX5x8/np6Y",
-	"L/ouIARGt1xAfYhkYd7mlMUUGIc4CUkMacbFEE4l3LBbEwDT6+bz3iJNMNYAzIQZkpiKw0aBKrXYwsCo",
-	"zJqrt+dkmcNgT4+PrcU3cSlFFg2dKevB2YV8yrUjC/Y3utQ58YxPk7blU/2IHH6exRJDCzYyADiVd0n6",
-	"2UYRYKU0mpqJsxRmTMgkXQ597vOLuwSUxEmniNUgcxYzKiBmt1RDKZjIVddEvf8cnj8/O39jORLnhJMb",
-	"OqdcPn8OvWDndmQBOIfDYdCfAOHoKM4HVxp8PgfoTcl1ykIEgKFdaP4u3+obv7Ka+PM6QOF55TCjGgze",
-	"f7yA6jh27m2vUI4oJbxKvLLpRZrcpFQIKowYEYeqZf1CkipVQKIq7DE3UjE+VsJXSiAgesTVfIMSmhO4",
-	"dVygC0EdnIPHTUV4xWGtWGyzovkCDL0dFobNZQjjJIsM9wpXjYVkcka5VMTT1jmp71vGa5WnXIiZ0Dgf",
-	"063ZgQxXs8WjYnaT9URRimJIr+DoeYVywb2vU051CGE4HPoOJtD7uTpS5FScisKDzZnGEekyGdDbc0cH",
-	"e25RrMMFxpXOYbe0f5iX1Ui4+bwIFuyNdoc+f22gkrkaJ2mKHSEhTO+D0yiHxOmNHrOQGsVodvnRgoQz",
-	"OhgPPaxbGStBIOVCTHZ27u7uhgQfD5P0Zsd8K3benh6//un8tfpmOJPzGA1UJlF3vCv5zNiajuvc0lQY",
-	"dTj0hp7xj3OyYErbDL3hrvE0oeTeiZIQ/3FDZavw/vHi7C0syA2F3gcaJWFfG6opYi4FBDum8eGSzOMg",
-	"h1pdp8mdoKmSrwJ0i2CkhjqjTdNkrt9jnKRLuKZYIIhJxatqRDup6msoJOERiRNOh/8QgVbmeoTXNAJd",
-	"dAIrPyIyzucLkhYwz6P3p/0CIooT4JRqsCBC964RmGaJMtWOEkVKgE5jxukQfkp8blhe4Oc00ktbbKPT",
-	"yJk4f6XyRJGxVoBz7Hm1SizKptjBVZzcW4VR6jq2tR6amsKwooCdyadL1yonrPZWSqdUY40W2vEoyY1Q",
-	"5hWuM5YL35lhTv8/N6y6Bt0pK1XnSSAJjcFr1Iax0MSwQY0fTfMPUuOBujRFvdvkc/c6MqZewToamjkw",
-	"ASTG4Pomer5lt5RTISwqatIZOtqcv5aYQWV/uFWgQp5AkR8E74iA64zFMq9FMwHtLla8KRO4oVxRmgLx",
-	"eRgzrE/yUwLdWFSZYUfvTx+3LvncGsya2+PthDZ9gfUEYZi/HJ293Uz0C7Ul7QZbWVip2mVXDjb+Tbtw",
-	"kIVD3vd2AYtY3jFBm9z8Qff0B2NmHJXiCNyNiBzb93a3HFK2TfnGzRttc5GmNUuvJsU2bbgWK2YtC7xl",
-	"Qoq6RbIuuVrkSgN30jORW/M9peCNwY+PfN4w+fHgERUpS83EkQCICPWp0wV1Ts+VJH5WhpV8/obF6NkM",
-	"k/k16p+fEYAeE0mF/ItMM2UKIiAYHaaJUHo4RKADkSFqtdL+S6boQ/K5NWkrzWEIHw22vqx0jZYPnnhp",
-	"dKiMG8TfleBzkycw9LlaY90SqnWZUjJvFzxqHeyEQuFUa2t/um9Np22poVNU0v41o+myPDrV03268W81",
-	"Y27lNnLxcXGUsFvXbyWVqGPB7jJrrKXH8qQxI2Jtt3nSUrceTdZZszft21Kk3thbS2rUI2uT59CA5hBO",
-	"p+ZExARgtxqUrdm9yclQZeQc+rdu5LqZynhzF6HaSW3liS6/RsprqI7aMNVLHniid+faW3gutUysX9Fh",
-	"J01gB8Xx4wnu86kll3YtRNW8MOLRN77YKZYl6uDb3AND7sQVCcMkyy9T8az/OW7LPTHmexpdGT/FFYmi",
-	"VKko9cZw7HnDER7mqpyN98q4DjUO9atFwvIu6XTPG7944Q1CbzTWlD54sT8qKb3XuKDGdX5NRE6yv2Yk",
-	"JVxSusW9MPpmg87lmaslZNZo+qbmEdBbJEKw63hp8nOVVbGn91Jbl8We26leWYBfjTp9VS+vvd+xt6LA",
-	"bGlAdemrNJeq5kzFE/rpclU7TthSzbJxWBiuN3BqXir0+FfVZ9uAy1eqgLdL11lkLdbSR1EGYlt8MmVe",
-	"f10QV8yoIfyER2zCfV4xm4agdzqGPkZ9XYsc62fqYEi/ni1c5EoIO6uISTofao9jgBIjgLlO/IoxETKp",
-	"VPyYQNDEJQUuBE0hg9Ut0U3Yik8KsGk9heAQggZYSb+goVPBoW6oDl7S72hUVYDOu6AmrQOt1h5Z5SBP",
-	"nXfzOczzXLhONQ+ew094VUSRTTlpb97cKKG1Ltb+txty9ZJBxKbof5BqIPU7KXB2Otm4t+cd9IdwlLPB",
-	"XI30M6ULUeWEZwLwuTGZVauaEXUwR7vantfrrGibVLMMhzhRZmpI8kzNqn36PquYp6UOeVWqkK7aP79l",
-	"7bHXr30zrf1HU8gPX8z2+KvPHq/edI2TVTUgqWzE1Vb24OMHYCqgPXz5C6IQdd1hVKpjrR6/64BCZJno",
-	"Oyj5vY4Ku3JtzZ530Omj4pID9c2oW0dFbfI/qAWilxVIe8CoR79IygVLeH+NcdLF71LmCQwh0Okmf4kZ",
-	"IjF1juGUZLHsV9S7VVkuEofFZ1aeQVCmgtcCbDnQUYcxq1kLQ3hneWaq2ZZ41uSVWjRKc/TQLYsyse+W",
-	"jpshPM7j0d3dEWjiTJNUTR69O66yHsqpm0t5WmetA17rjsCmbrAtEw391fmY4ek4PxObP62Of58TclRJ",
-	"aSx5s7nmG4653+M6yu3ulOx4XyTusHgdUdZSQ2fffWobeeMyx/rhL+H0MZWhTCbgyu34vpW6as6dGxSJ",
-	"6K49qvf6dNUClUtXukpn+wKSrtK5dhFDXTor8m0Q0H+lUirLFqPpybQkkDGi7YDeXEzbBHPLebFVTiv6",
-	"T7M4zg1lc74zrmldWtQ4xavVHgoBv9sfwgWb1wLmPjdN1Gp0lDXYDFg5T35RHye6luik0Ar6sDFL4sgc",
-	"XtbHtCy7/asEU2jflNu2yPnLOy2X63Y3PK3Ste2bol5B41tvjT1vr9NHxW00f/ztZOW9Kp4u6hyUdkf7",
-	"5nJ/D1fLudoEiKppQp8eD0HyOW5I36lDoHynX3pdbH9LxZIw3pSLvPiROsVjLlTNLMp9CvTXjMTq9O4V",
-	"haQ0ECnI16zNidHmuqhmF9eaPAQmBfoyygTeUnD0mrnERSnC1tzjhEMJHC78JFhFEEWXqTnU116MRqLM",
-	"SN8XsH9woOezSKnJJHgORyY6ZkSlrsiF5Qp0Wa4gvwhEjXU/cCFouRnEG3oB5iqURBgFiMWit5QD3qVi",
-	"FfknsUjw0izCQZlvLhAwMFCNgUwJv6E4vFI+N+ozaQDWY+oxDdWILmZ0WbBDUWxJFNWWBPQCNDx2vdGV",
-	"9qwHtucHgQ1N/mk4oUjtcjVM8g7qhh82veYCOATncermCeKFE0o7hOrXxSWcaiSejVtvQas3Meq/5Vz8",
-	"W8llGo6KUCnrXjhScYsZlWtdo6nH6LbQ66Cse6YobS52zcFMuDLb1LlTpM/jwJY+NjFgfYugbkcvE6az",
-	"5jnh6s0uVx75/BjvghOab/CWXESAtV0Il+hNa6B19u2WOcK+9C2nSUwPgfBlwimWYoMbKtUu2i2KwK1x",
-	"+T2Nv+/rTAbXmdduhu/WROU++a0Nj06erqZ1Ut2UlUItSYo/kHY2xEAQKpr8JjNd3OebWzcHnT56tPvH",
-	"vpruj2sRvdtUya39cFGtvrvxPJFDd5NpXrq3Gc8KXBAUEVlpkt3MWu80mBSJNAZ+adSLBuWIMFkoq64B",
-	"zoE2bE6RkoM+HZ/3tkfoWFXuVIMGlxP4PM1i6sICXzVYFWhgeR4Nt1EnKY23ga+A2/x9/JAHyr6+fp0n",
-	"6RHAmuql9E3ciZ3zVqubv673Wsn5buOoVL9vjuNDUad4A8SnXty+W8/VasktuJfHXBjwwMCeEPHU5QqF",
-	"daOpVPl/AixUiU6qHle+A0rp28KyTqcgqLRQfgYNtR7gVzLR/3egqITTB82ilrsdtosCFh//CXN5QpiL",
-	"gJ6t4WuRpcHtuN3M6OrFfMfpw1ckDeGI61tKiYQo0ccmoF+YkOUpTWNIBMjE5/lxTBsRrj6Z702g+vsz",
-	"gREbpcRzbMQtJbr8WJtl4nPbNFnj0Kxd3PHVe+/xWwhvHtl2C5mPN3v7v0uoeK/Td492an7jzaXoa4ds",
-	"H9xbX+fCXJkbh9oNRytz5ZkAZdsacCT0gjn5TCHNeICxDGXBJxxmUi4mOzuYfztLhJy89F7isHUq3A46",
-	"Tc0U2uLKbQmm0MPKWZ7nuVCEJjARPA9SlNpPnWpaVO4DGZRFD3su+DXx5jt2+ywM17Rf3I5yy+hdcTJW",
-	"p4hNPRdeTV1AWsL5yd+gF9AwFtHnwPW59myZmK4SU7djfUg5fnuqXwxjBiwMrbbVevwmZsld0MdMTGB5",
-	"TZRiEop1mvPI06GMs8fkasAiTa51CDrH7pjMELd5RKym9uSgsWrOWjW/kEmrZUwAWl2u/l8AAAD//w==",
+	"7L3/cts4si/+Kl38nqpI+VIyJdtJLNfWKcdJdnw3TnJjZ+fuGfqaMAlZ2FCAhoCsaD0+b3Ne5DzZLTRA",
+	"EvwhWVY8SebU7B87sUjiR6PR3ej+dOPWi8V0JjjlSnqjW49+IdNZSvHfJ8fH72c0I4oJ/vfhWyaV/lXO",
+	"p1OSLb2RJzgFkb/g+d4NSedUv1L8KL3RL9jDlKnLhCiq2JR6I28YDJ71BsPe8DkEL0a7B6P9fc/3aJaJ",
+	"zBvd3vkeS3T7sx55EcSD58MXPTKbZeKGen7Z+KVURM2lN8IppFTpp7MJkboH+/5lLDinsR1gRmM6w09X",
+	"jmWwP9ob4Ku/zqlUl1ciWeopOe2Mbr0rwpMFS9TEG3mDIPB8jxNsbCKuqXd3V36vljP9+3FGCY4vo1LM",
+	"s5he4gyL6cVxEPcGA/qs9yJ4EfT2h/t7QRA8C3ax8eIj2xpZyOrEJM1uWPn89fHb0ejs1esv8YTwazoa",
+	"Hf18duy+rygnXJkx7B682B+On433huT5XjK8ejEcPw8ODsbPXyTB7sEu8e4u9ISqzHA2EYsqMxAOluYJ",
+	"VMbW5ApDzz954o/ME3o+BT8cW1onNZaAfBESkIxfp7QXp3OpaNYuNlIi1eV8ptfhsliI4bPBYLh7OQgG",
+	"+4OhXuo4nmcZTVrfQMqUzJBzTP5OLwgCZyFx1XAtvdvQkynDJQi9kf2jNwg9P/QyOiXZZ/z5v/8LFJUq",
+	"9O4835tSNRG6hw/vz84935tnzBt5OzeDHfxa7qTDmxn3cOHlTHBJN+lQt2yY+DIWCfVGw2Bwl//k8HXi",
+	"VZbgdJ4qdmyoW1+FMWEpTWCqX2mugA+ZSPXzKxJ/3nA5YBAMg93BmuXANzZYjuGq5YhnOWniWU6XzSi+",
+	"Y2m5E8/kauqjYEESYycHB5o3Wsi/HwS6DZGmmj6oF9ew4DDYtZtznqrKavmeItk1VZd2AaxqNH8Y0tRY",
+	"s5jtq9dvX5+/3mi+O5pY9UnX2Gnv7u7C5SjDHnre8ytHflo+GUJGx3O51Qy+1Wq27pk7vza44Q8yOM1R",
+	"Wqfe+d6EkgQJeeu9PifX+r8JlXHGZkareOcTChmNRZY8kUC5YmoJilz7MBYZRCfj3jvBae+UqHgSQYdJ",
+	"Oadw0O3rLuMJnRLdolUAUmWMX6PUeMv452ZfUTgPgt3408e3IMagJhQ4/aJgRq4pPqGHkNH0L6Gnfw69",
+	"CBYTymEqMgpM0amEsUhTsdh8GB+pypZHYyuxqoM5o7HgiQSiH8NiwuIJEPmZ8Wsg14RxYBIWIlMTYOoQ",
+	"BAfC5YJmEsiVmKtSukngQsGSKlA0mzJO0lXjmzLOpvOpNwr8fKyMK3pNM6PtZiQjU6rscp2MNeWR8M3B",
+	"H3GI9HpGmpAEZhm9YWIu7RihIzIgkDKpLKGnPujlfBp1D2E32DOEZQqkYmkKU90JlXq0TLdumKa0Lypc",
+	"UJ0S+fKW8mttkuwFB8/8VlaYMtUyAwVTIRWoCZMwJXxpl7ikHWjWtBNSerwxyTJGJUSaPS4111wq8Zny",
+	"CAhPgECkuS4KuRm+wzyGbfrwM1MTvXZMIfMtJiKlhkosJx1N+iHP6fDrnGbLkgwpzqQ2fbOigyAI/HKB",
+	"By0L7KjSk1dNehQP4eQVdGIiaU9SLpliN7RbrMyMqEk5oIriM6KHZdpGUtmcuuP8t4yOvZH3/+2UR7Ed",
+	"81TuuKPSo/xArum5Jmu7rGgS327lggf1Mx8WTE3wd0mmFMYs1XwNHaEmNMv/RKYkIceGgOjfaOIDySjs",
+	"BQFwMtW7MXI66/ZBj0/iO5/pUlIFM6GpJLgcwYKkuIHpDc2WIdcf6p2dUne76k8XGVOKclx8CZTEk/IN",
+	"UBOigH5hUpuVxPCKVCRTIHhM/ZAzDiJLaFZyVIS8Efn4bkaLfYcdrOaocmbepstVLo9erJ9J2976SSwg",
+	"FfwalIAFYQpluR6NM0cBVzQWU1pILR8IJHP7WM5RGkK0G8jID3m0HwRTGaEQGUwj6BC7faNngdSrcmR3",
+	"j6aXppLZfWXbuO4LJikyBuNGioZ8QlItwCQKY000HJVew1KaomzWSwr2xAGMS0V0L0Zz0QSY6iI3mW4n",
+	"NOQ4ccoT6RvpUTAkmlZc2W9RdkSoKHqoKaLVy6WbrCzUjChFM/3m//0l6B1c3A78Z3edMOznfx3cdf+9",
+	"M5W/yd+m3X/zmuLR0ei5Q+QlST6WNkQsuKIc/0lms5TFuD47/5TmSGidKfgmmeMZFDkTz2QjQEtbCzet",
+	"otCZYriSaHlIE/Mc7YrNmO/k+Pg1Hpdx5DWBDoX+0guhjRMYM5omun/Gb0jKkkOIcJiR3ttUakGsyS/J",
+	"UsJisux7xg1wLPg4ZfG2BKgd1UfFIdHh/5hwTRO7B2aZiKmUuCaPQYvzyl5biHmawFTcUDwBLUiWSOiQ",
+	"ksPNOIEjj5vTs+zmxHgjsiuWJJRvR43y80ebmRHXqT6sIDdFJJkyHulTHs1HfcL1xiDpdoPOv4Yzmmma",
+	"2OE8xgSKpqVpGk9p+ajfCfVGzHnytYzHkhFwYaRo6Yh4lPG/qzdrhTuTdl06TEEiqNnzqMVwO1KtEPQ7",
+	"QLhRwsYdU/DZuRBv9elru7nr7T6CVDegR0M47A0O9rSpebVUjyVizFkFZaORL0xWu4RT9jKfzydO5moi",
+	"MvYvuuV6Vlp4tAlE/6d3NFeT3rmxnrT1y1D0+DDnn7lYcB/ol5k25PTCZfRGfKaJM6sbwlJylW65UGdW",
+	"hboNPdrcEqLIFZEUrL3BEnuizBV35290KZXgtKsnPueZNr30GHB+p2dvttV+uufLWHCprTYe63Nx1elU",
+	"emO8kRcMrGPI/DqlUpJro5iNxnhsxXl69mYl4SIczSCCju7sf529f+fDIkPzbTmjXbS5zIAj6Fhe0T9a",
+	"nWrG4gNLNCPhUc6HK5KAYlPazem6nUp9IFV3gyB43kLVup9vBJRkKcu3rbGvhWb4ujf2kQiMA4tGxuUg",
+	"FBvbObuquWofF4o6J+CWavhhFEQf4W4LBWOSpjQbITtaHnwk2pguLW1MN5rvxVxJllCITs/eXB69ffv+",
+	"59evLo9PXn08M6ftCdF7A1DzG8WTE2o7zf9AThuu2L+FABoTls4z+lgMNDTbr9487k3j2NVkWeqTzTXQ",
+	"VBbybDuLYot9N2ihxqMZJPfvrkE0ytVX2UFOhO1Miy1EetvWeTTL5H4Znm+jzWyU07M3W2vzLbbLYN12",
+	"cTTxY26ZgSVI0U+L0n8n1KlI2JgZM22Vd9q6KrXcwTOH8X5esxvKgfE1nmp4J3Ah+l6rN7xtgva1HXwn",
+	"dyP3Cj/yuk8cj/MdksUSS3/3UiTLc/qlxWGjn4CiX5QPczknabpEO8D4LJiSkIj5VUrh17lQVAKVMZnR",
+	"BDqoOSlNnkgIvYzOUhJrFljCf/9X6HX9kFu1qiV2RtU84/hYUTw06H8YZ4frxjWbo+Gq8D0b+2tzXg70",
+	"ueLZnj67ZiQ2rj1zvL5mnFt7hfJE/wvntJgwRUHOiLYJT5dn//stHtJJRiXSIeTsmosM/UAZYan+B74t",
+	"RxCF3gBCz+gh/QdGClCRX1E01liieSSj+IZaCJTIC/1L18y32EkYT3Jm/2wPvbj5nwPfdfGE4Vmn/zQM",
+	"z7r/3uLLKQj00QnR1F0kNlz0RELu9jmEiM/TNIJOblteLSFfV7SSFUHvqARyJSlXfXh9Q7MlTOn0CnV1",
+	"yAV2QFKz2U7P3oCWJCgQMpCUJxKi29CNEYXeSNtad2h04vYwdubtnXV/6TEZsWR8ybNMS3XFjJsqxyes",
+	"9yubQRVcf1eLUq3//AxfPdZv6m1kiS2u/klj5RD7LI9C39aG6Abm1vdU8vVdJXy37ht7Rsl7rwXm1n9p",
+	"3is+vXMd97+44y5Hc9FGgAJa0bYjT5Q9fI0ZlQ5cBnJUB8w5+3VOU5SL5X7YEBsyFtmUKG/kzec40Joj",
+	"9Kj3hvTGF7cv7nrun3sP+XMwvGvdZT9RkqpJc8HzuPKtR/l8qkkptCKcOyr2oi0+5RLfttFG7pPj41cF",
+	"fKcR2PzHP/7xj97pae/VK/jpp9Hp6ejsLPLh0/nxIRDIKEm1CrTyiE31ac0ce5aUZBK07aAl6MHBwUF1",
+	"OdphQi61B72DC+Nt3jX0u7gdlv+A/B+jxj9aiVsc8Jv7yfgP6jP/eUIULIg0J1Y/j9nouRnnr8hKv3B1",
+	"bls4qu9bPzPIFcv33kWH1YJvnLp75OjDiXMU7LwcYGwSo3A1otQxZg9hDCv351yxtHb6ZHrL6qYVTdYx",
+	"RI5ha0jr341BSiptIlldEXVXB+o8ICzZhr/b8HOjR7CJgt/u/Vi/ea5fvCuwffdE5fClu3aw370+tUKw",
+	"3DUhgBtoIa1hm1uhslCV2edzaqFq6wT8Bp/Xhllb2fv2X47zre6lWlz5AXFQvwIHvvUQSLAB2d+7B+Ec",
+	"5JhlpElMp/37JvcRTyt4hEvT92NEMD1gHHWqOJjJ9e2c44s2hu+OvWyhOfSLNieuPTM48D1SoiO0dfpy",
+	"2PcaeN0HClXG4eT4GH+8GfaDJxLkhMwodF7u/ilsc2GbQ5M3ZKViNVCFv6KKsHTFGhezfyJNBOwQbf8i",
+	"fJ5ZZczNGf17iOs/ityto643Xq1SyTSWyHaAAQDo3Axwg0SlCI+MX78C696036pSbnR98iq3vYqTQjGA",
+	"ik6pj2ETxfrRvpzr1iqC/J4DoXk3//TrBSOqxcoI6rOpUri20L+DFjX73V8rsv0VSTM/jDL9+/Ax1WmZ",
+	"CFKdYCXV4yFDWzWUe0fyc8ZUu0+n1HEVfJX1W3ZeDh9XmfXho52AEddRnf8wqBzloJcIRBbyCHkrOrRO",
+	"JHT2GJVo8HFRCYGJ6j6yP/SZ4/fRoebYqwlpz73WLe3aNGBpDoafDovDrODpEt2gIW9ZO/uVA6m7WkL0",
+	"19fnsKNb3Sk3TwSdUmlrXY3ezT8PSxsq7Zre2ow/qhqs1bb6zAySsdCfVXOTxEqC4IcQVROq7DpaJ+/j",
+	"qLj6IbBs8SsPhBXCt0nOIjbUGtI5PXtjzE4wjsS+5fo8NJXjA5Fy47GNHBiHEvrQ0DwhUvCmZG2Gxhqi",
+	"1QmVRRgJQbxwnoaSh+8w2o4B3QWRFpaX9CGyYc4IcwJgP9gNeR7tKuxnVykoUY2BXWXiM7VpBwhD14oF",
+	"+0DJrAQwNQp5+WhKllpe6/9woWBCbihcUcoL9KsPUtiYAU9oBnKC0RD9F0Isrwnj/ZB3jiCjM0oKcLI9",
+	"6VUQEQ4SHoZB0O8aZWBdqtUgo4F0aGbS4yportDtikRqcblWY5P1tRn2EnbNFMQpkRLXes/+kqAsHkEB",
+	"l8nRMgj7LfAyNvchD8GqCVEht47Fn87PPwBBBEXXL0E1qzE1eVgXlBAmigsdbGRvsNv19brr53sR2PBf",
+	"873dAfZk2aMt3po/duAFIbf4Av3MRNebwfX82fPIQZW6S+lDDu7QP4fcqp/8Zz1xTEFyQSUgDPvOiJrk",
+	"Uwj2LZo/OtIvRV2/wDyEvAp6qBkOBcyqgZN+tubAW8annZD3Q5FZ93mKHR6sd+s3RcgKCXe+2nI7PX31",
+	"6nIymU6ljPrwngPjs7kCJ2Brgp9a/kHxBdgvcBfGWu7SRPPUoSa0zT5KF2QpYS6NXpnrDS9jk+WSTftw",
+	"OpcKruimYYeQ27gDdBbapjGxWP3BKckYefXSCIlu0yasJ8W223/P7365hIu1i35qE+FuVxyCLZd20Gxy",
+	"8jgwTSMmHGcrlzyeZIKLuURrOxdYNrnuwyf9/0Wa44ej8+OfWmXTmiBBFdRtEjCrsrNzNOgW+qnuRoPO",
+	"0W7LQaCZA7upKZIzYNMKeUukAtMmrvthqZcs1JxJJzfD6Cs8LaC+YlPj9alloX79uN6bBnlMnU62jwls",
+	"GKt1XLPmfWP90ezG9PtYs/tYtonTg87p2ZthMHjxsnsIDhCjUK8p+0whqlA56j8kluzMzH5QTyRea8oW",
+	"L5rIfKYejRRnmC31dUTY7OhSnljc3OJGruf8Sj+ih/qclqsB3+R9jefc2Gk4OmNzGluDJrhdUMWEXjZH",
+	"JEvo9auQkeH+foscaSQy14f0hhlLyoA9qpnzJXrjEK2+Kwp0OlPL/lqsCJo5dbCIyWXaxIdzjiPOE/zv",
+	"mgf8zVw69nBRER1+U8oV67se5FBwuDmJ/xDOrvK0XKI/vsbd1epy0JswSZiB0HxwpmvWopEN3HDo+4bV",
+	"bXpch3ALKTP9dn24Hxrm1Qfre19616JXMHvyT30C+0gWp4XpVLzQY9OZyHC1bPacfd+YChNv5FEeC32w",
+	"MwDHezNkEWQ2GL5wUGZ6Z0ZHvf8A0vsXBL0D6MMl/Cf0Ih+qGbQ15EGzYIezoQfDF2tAYL8c9f6D9P4V",
+	"9A76l//Zu7gd+IPhi3bDxpnN78i4lyzZgneNBt14S9/DuU7KRrsNx7g56LO2E/sm3hsXRTYtDMa12sm8",
+	"dWcrK6x/+dPHk8b89WdFZ7630tXR1MItZDBPXDocForIWGelZVa4bhOTcGvKZ0T3Av9m86uUyQlNVkMA",
+	"9SRCbwShF3p3kTnWcQGRA8wzfo2QRzHhMU1xEKXziifG7ZEPCo9gi4mQWgmp+cyWgunDkfEzm8Fi0nV+",
+	"htFCx1FOPxyysO4NdRBlTp6o79Z/Mk7mtecJB6i4WnjjgpgKBRIiTYsITFsSDSnQ0ioYWvuklzKpNjxS",
+	"bGTHtZj8m373u1vxrYjLhg2/4XC3BmtuY147H1et7A0H+3WG8DaW6kaqpAbAvfteBmJNFqzG1muDKH/N",
+	"zx1d6FOWhRENKVUSHQr1MFmnZll3VyPnVxjOjlAoQiaObCmKtX1CKni+94qieGkTK2uKdKA8Ib/OKRbi",
+	"KKpjVIvSuOZOMNzbyN657F38/612zoc86FOKSTojWa0MXmttvITJ1t8tJ1TfRXK4v7VRxg3zPMiIbiQX",
+	"W8diDcIUkzSt2NbfwUyuycKGXfk9DKS2zVkJlrX60+qxslEzKtbJc4fRux+trzIYoVfehrmc6Jdd2Ag6",
+	"zQZM9Kxsw1I36prAeaOxjRqJco+p3RKN4okrx9j2bAWnV5VTCzQh13MVu0Iz92HN5GO5WCs9hRXP5oQk",
+	"Fg3mt8LuH8XwyjWmU2Twm+Z02O6rbsKN7IR65s/WSR31MTRIsK19/MOIBNd82sYjVpQus6HI3G7BIFjD",
+	"QRby+7KpNsh22tYozms0lorRLdZYFEXU+6p1g29rmdX30UN9eXbcdSNt7XKu1EV/NOI90Kx9AK1cAGOr",
+	"MqwoOoxuXQsqzSEdXdVRBbQSuXGue4vvbqr2Nnm1leBnq3zviiiKsAn6hcZz9Gp0FoQpxq+7YCpCQmSe",
+	"MX4dQcd62suHjj/kt9Lz8FvFR9HJ41k1xVt2iy5A24tzfK+wU97emhket+IWPhjPgA0L1svfzUTK4qWW",
+	"Oh9fn52XallrTQmdYRDAX+D933LT3BQR3D84cEsKBi1VI32v6rX/xhpzRWTt26rMAvz0fbOSjc0GUegd",
+	"AZQZyZJS91HoRU+kE8RuxNXvrYv9eOnKWn+vdNh++nhSj3MFey/aUBWSxvOMqeWZXljDdUdzNVl9On0/",
+	"o/xMkfgz5MWA8spVhC8hxe5G8IZmnCrzxNRsTAW/dkvGiDSB3WGvWN2Qf/p08sp+YaoBEttygXciisV5",
+	"m2OWUmAcUhGTFLI5l304UVhSwDgEzLqFvDPLBAZNgNl4iUipPGzUPtOLLS2WzK65fntKljkW+OT42Fl8",
+	"p9BgveKqWyOqXDsyY3+jS1NugfGxaFs+3Y/M8fvzVGGMxIVHAKdqIbLPlZKYPDH10PBLlsGESSWyZT/k",
+	"IT9fCNASJxsjYIVMWcqohJTdUIMnYTJXXSP9/lN4+vT07I3j1ZwSTq7plHL19Cl0op2bgYNi7ff7UXcE",
+	"hKPXOh9cafCFHKAzJlcZixEFh3ah/bt8q2ud3HriT+sojaeVw4xuMPrw6Ryq49i5dV1UOayW8CrxyqZn",
+	"mbjOqJRUWjEiD3XL5gWRaVVAkir2MzdSMdBXYnhKNCS65/V8oxKfFPl1cKQPUR2hhMdNTXjNYa2AdLui",
+	"+QL0gx0Wx81liFMxTyz3Sl+PhczVhHKliWesc1Lft4zXipr5pqiunpvt1u5AhqvZ4lGxu8l5oilFMTZZ",
+	"cPS0QrnoNjT5viae0e/3Qw+rF4S5OtLkZLZWLNZnRTCVqcACnT1/cLDnF3VgfGBc6xx2Q7uHecUWwe3n",
+	"ReRib7DbD/lrixfN1bgtTEyQELb33kmS4wLNRk9ZTK1itLv8aEbiCe0N+wHW/061IFBqJkc7O4vFok/w",
+	"cV9k1zv2W7nz9uT49buz1/qb/kRNUzRQmULd8b7kM2trer53QzNp1WE/6AfWWc/JjGlt0w/6u9bThJJ7",
+	"JxEx/uOaqlbh/dP56VvjWOx8pImIu8ZQzRB4KiHasY33l2SaRjne7CoTC0kzLV8lmBbBSg19RhtnYmre",
+	"Y5xkS7iiWHuKKc2rekQ7me6rLxXhCUkFp/1/ysgoczPCK5qAqfiBRUURHhjyGdbsNbL/6MNJt8DJ4gQ4",
+	"pQYxifjFq7mqijLdjhZFWoCOU8ZpH96JvFax7oDSJK8WXWyjk8QbeX+l6pUmY6226zAIakV+tE2xg6s4",
+	"ul1Tx7y11J6eQr+igL3RLxe+cy2D3lsZHVMDuJoZx6Mi11KbV7jOeO3KzgQLKvxrzaob5KG2Uk2yiCn3",
+	"bAxeqzashYY1xKvU+Mk2fy817il5VNwbID5vXqLIFotYRUM7ByaBpIgSWEfPt+yGciqlQ0VDOktHl/NX",
+	"EjOq7A+/irjIs0jyg+CCSLias1TlhYBGYNzFWMFcwDXlmtIUSMjjlGFxmHcCNmNRbYYdfTh52Lrkc2sw",
+	"a26PtxPa9gXOE8Si/uPo9O16op/rLek22MrCWtUuN+Vg6990a1I5YOz9YLcsVt3k5o+mpx+MmXFUmiNw",
+	"NyJ8bj/Y3XJI820qg67faKvrf61Zej0ptm7DtVgxK1ngLRZ6r1kkq7LTZa40cCc9kbk139EK3hr8+Cjk",
+	"DZMfDx5JkbfVzJ6JgMjYnDp90Of0XEniZ2VYKeRvbNH8WEyvUP/8jCj8lCgq1V9UNtemIKKi0WEqJNY0",
+	"R9QFUTFqtdL+E2P0IYXcmbR76wF8sgkG5S0UaPngiZcmh9q4QRBiicC3yRL9kDs3NWgNqjJKpu2CR6+D",
+	"m1Upveq9F7/ctuYjtxQw6q8o0l7PedqMf6tpg3d+o5gBLo4Wdqv6reRTbXj1Qpk619JjedKYELmy2zxz",
+	"a8PbA0zqXbM349vSpF7bW0t+2ANvmchxCs0hnIztiYhJwG4NMt2we5OTocrIOYZx1chNM5Xx5i5CvZNa",
+	"a0O1T6lk1x1zt8kGLzrQvYuv0R0GjaS3YfUKLi7Mnl95R+KFkbT1C9TcfBTsoDjUPMJti7W83U1rizWv",
+	"83rwfXxu9moJrPg2t/SRhbwkcSzm+VV3gfM/z2+5xc9+T5NL6/24JEmSacWn3+gPg6A/wCNidb/grX++",
+	"R62b/nImWN4lHe8Fw+fPg14cDIaG0gfP9wclpfca1wf63q9C5iT765xkhCtKt7i178Ipe/mQ5HyEyK6w",
+	"H5r6TEJnJqRkV+nSpj5Xy3vmF1Ctq9WJ72CPe2YPtr1c7NWd6t0c+NVgo6/qdeT3N+ytqKRcmnOb9FUa",
+	"b1XjquKX/eXirna4cWWsY3GxOF5tbtV8ZuZKlIoyv0cuVrCAF743m7fYbp9kGRZu8RCVpRbqaqFi1PXh",
+	"HR74CQ95xYjrg5EQGIgZdE3RfSylakIz3XoCd5G+It1EL6botG/8nxFKmgimJhcvv4rHLeAygqiJkop8",
+	"iJrCCQudotOyFS0VYdNmCtEhRA3olHnBoMqiQ9NQHUpl3jGAswhdiVFNykdGyT6w8ERezcDP5zDN0xM3",
+	"KkPxFN7hnShFguuovXl7dYqxAfCSC7ch394PlrAxekOUHkj98hWcncn/7uwFB90+HOVsMNUj/UzpTFY5",
+	"4YkEfG4NeN2qYUQTWjKOv6f1sjnGQjYswyEV2miOSZ48W7WWP8wrxnKpe16WqmdTqyG/O/ehl+p+M23/",
+	"oyny+6/bffiFtg9Xi6bszF01PKot1rut7MiHD8AWtLv/liPERJoS1OiBGBr1+F0HFCPLmPF8WyW/t6HC",
+	"rtzPtBccbPRRcZuH/mawWUdFEf4f1AL5aK9jaw9fdegXRblkgndXGCebeIHKFIo+RCYT5y8pQ1yoSfsc",
+	"k3mquhX17hQKTORh8ZmTghGV2fm1cF8OuzRB1WpCRx/eO36iagKsubKuUh5Ia44OOolRJnb90o1UuSmz",
+	"6n8JubkusQB/j2wph/y+QlJcw6n/VVzDaVRm867HDmrSkJurNm14q9u4avPQAZz69bs2iYQrOhYZXeUf",
+	"2tw5FJnFG4tMLw76wnxt3ZRL07z6sFwVEx5c5TCwJa5dmW35A68CRV9C7kGwfzod/5H8CUklt7bckU1O",
+	"X+MU+B5Xq293P/qGd5+jXElXEWUlNUw65i9tI29cTF4/KgtOH1KizKaVrmKXxvtODrU9pa9Rn/L3P1BX",
+	"r/vaVGdW7mLaVJe59xJtqstq97PUdZkm+xp19leqlD4H5JcwF4S1Rw43GDuV4zY11nK6Nge3NtzPVOSw",
+	"pWb93sWEKDwgMSXteacPx3jXkwQMvrdd8ySykKOyqEc9MP2lkKt4lyAmnJI0lW0y3Rwrq6eYisDau6/Y",
+	"irEt9RQfYMo9DnvtmdHd+1Fx0dOPy5JmHfRyOnZVbhg02NFvN6H0woznaZqzmXW92BiWKeKcX+5eqY1T",
+	"2F673T6cs2kNWYO3KrdUNCorVtqshjxlT38sTNXmUWGwGT/ARKSJ9SugDXRkk8AqdlC0IExF+K7ZN9aA",
+	"WlEiOvcXhLzj4JH9Ao7sQwlG7ub3HxZ3EB/mFxahWVW/q2g32OuGPMW7rM2mlJ/ZDObcFp3LQVCHQIAL",
+	"3it8F3bIxcXozWuM28L+xTZ8mK8O75rewDZxL65/BOukVMkrtkf+cqnojkstfvfgANWqg2VdrH6P+6R8",
+	"b3cTceReqfWntPxKBe6UbNCCrSgNVEqHdnXu/x6u8DMtCRGD2QTKPhywGnKUyqFXB8yGXrf0irv+8IpY",
+	"tN7u87xeoJZtmDlbO7bmPl/665yk0NkLgqL2ooGtRvmatTmZ21zL1cIYtSYPtZmDvuay9kSpPTrNMhhF",
+	"9d7WshmCO5K98GNj4V3UX7ZMX9cemetplQNztc/+wYGZzyyjNu/sKRxZLIXVl6aIJVbpMZUso/zOLj3W",
+	"fa1iWi7xCvpBhJltJREGESJ36Q3lgNeeOffxkFQKvEWPcNDHVx8I2KQBg5jPtMrB4ZVKulHS0MB1H1LC",
+	"sK9HdD6hy4IdivqEsihQKKET4RFpNxhcmohp5Hrm0Rxt8k8jSEBqt7xifZKofkTFplfcRItQbk79vLZJ",
+	"ESQwDvv6vbWCU4PbdrOcWnKbmhlNv+Vc/JtjP/jGgCDKvaCWVMIW1u5y7vM2Y/Rb6HVQlgrVlLY3zOfQ",
+	"V1yZbUrDatLnqCHHKLOIIXOdsWnHLBNWYsjLmeg3N7mdMOT5QQX5Bq/rX3NkMUVvSR2RXuRjlbG/TKT0",
+	"EAhfCk6xeilcU6V30W5RN3VFSOZx4jFfZ9f4HiZCOIlfmzVx6n61tXW0USSiaUJVN2WlPpnI8AfSzoYY",
+	"4EdFk1+paurhfXPr5mCjjx7snnfvyP1xLaL364qftrszqgXrV/rly2teTUk3U+2+iTeIfJAU8buZmF9P",
+	"Wq8QGhVplxasb9WLgXDKWMy0VdeAckIbkrNI4ESfuz76bY3ndArD6gYtijMKeTZPqQ8zfNUiG6GB/Hww",
+	"OFMfpw06E74CnPn34X0e+JInTl6t8qQ/AIZZMYJbUIpuhnTtmppVvddueNlsHJXLZprj+FiU9l8DCK3f",
+	"JbNZz9ULBlpQkg+5n+eegT0iPnaTG4tWjaZyqc4jIGdLLGv1uPIdMK3fFsR7MgZJlYMJt9jZ1XDwkon+",
+	"hNBuBKEVnN5rbLVc0LQd9qP4+E9Q5A8AipTQce2NGg6hdzNsN3p+3yhOxYYxEfD+igBM7SasbxSF+d6A",
+	"mr2NPnqwP/Ibc+KmoZuCEVdEb95zev8lnH044uYOfaIgEcZTAPQLk6p0TBhYqwQlQp57IIzd7Btn1N4I",
+	"qr8/kQjS0HZrDte8ocQUi20zxkPuWuO/ayCnyLHfKnRzCCTkXxuXaezOP0Rw5uHqEK/z21Yd2o/XIxf+",
+	"hwVmHlGA/s+QhZoJXDF4r1L+ukjMnb2ntP3866RrP5Ggj+g2dwc60ZR8ppDNeYQgEKOeYaLUbLSzg0Vn",
+	"JkKq0YvgBQ7b1H/YwV1pp9AGX2yrqgIdrF0bBIEPRZgdqx/lAffSiJ/KsddycrinbEjRw54PYc0uCj23",
+	"fRbHK9ov7kW8YXRROPjIlK7tuQjOmKtjFJy9+ht0IhqnMvkc+SE3DnoLzdMC/mZofC3Hb0/Mi3HKgMWx",
+	"07Zej9/kRCyiLsJWgOWFAItJaNZpziOvAWB91jZBGWaZuDJIwhwibtOh/aZFVc1nz3MTqoUaqkU1mHJa",
+	"xqz3u4u7/xcAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

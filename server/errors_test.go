@@ -94,15 +94,22 @@ func (f fakeStore) PutOperation(context.Context, store.Operation) (bool, error) 
 func (f fakeStore) GetOperation(context.Context, string) (store.Operation, error) {
 	return store.Operation{}, f.err
 }
-func (f fakeStore) ListOperationIDs(context.Context, func(string) error) error { return f.err }
-func (f fakeStore) ListOperations(context.Context, func(store.Operation) error) error {
-	return f.err
+func (f fakeStore) PageOperationIDs(context.Context, store.Page, func(string) error) (*store.Cursor, error) {
+	return nil, f.err
 }
+func (f fakeStore) PageOperations(context.Context, store.Page, func(store.Operation) error) (*store.Cursor, error) {
+	return nil, f.err
+}
+func (f fakeStore) DeleteOperation(context.Context, string) error { return f.err }
 func (f fakeStore) PutICCOperation(context.Context, store.ICCOperation) (store.ICCOperation, store.Write, error) {
 	return store.ICCOperation{}, 0, f.err
 }
-func (f fakeStore) ListICCOperations(context.Context, store.ICCFilter, func(store.ICCOperation) error) error {
-	return f.err
+func (f fakeStore) PageICCOperations(context.Context, store.ICCFilter, store.Page, func(store.ICCOperation) error) (*store.Cursor, error) {
+	return nil, f.err
+}
+func (f fakeStore) DeleteICCOperation(context.Context, string) error { return f.err }
+func (f fakeStore) Finished(context.Context, []string, []string) ([]string, []string, error) {
+	return nil, nil, f.err
 }
 
 var _ Store = fakeStore{}

@@ -576,7 +576,7 @@ func fuzzList(f *testing.F, path, operationID, resource string, filters map[stri
 		f.Add(q, true)
 	}
 	s := newFuzzListServer(f)
-	params := map[string]bool{"latest": true}
+	params := map[string]bool{"latest": true, "limit": true, "page_token": true}
 	for p := range filters {
 		params[p] = true
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -24,7 +25,18 @@ func (s *Server) ListICCOperations(ctx context.Context, req gen.ListICCOperation
 	f.Phase = value(q.Phase)
 	f.OperationStatus = value(q.OperationStatus)
 	f.Latest = value(q.Latest) == "true"
-	return iccOperationList{ctx: ctx, store: s.store, filter: f, writeTimeout: s.streamWriteTimeout}, nil
+	pg := pager{iccBinding("B1", f), requestURLFrom(ctx)}
+	page, err := pageOf(pg.binding, q.Limit, q.PageToken)
+	if err != nil {
+		return nil, err
+	}
+	return iccOperationList{ctx: ctx, store: s.store, filter: f, page: page, pager: pg, writeTimeout: s.streamWriteTimeout}, nil
+}
+
+// iccBinding is what a page token of an ICC list is bound to: the list and
+// its whole filter, the caller's tenant scope included.
+func iccBinding(list string, f store.ICCFilter) string {
+	return fmt.Sprintf("%s %q", list, fmt.Sprintf("%+v", f))
 }
 
 // tenantFilter is the filter that scopes a list to what the caller may see:
@@ -42,15 +54,18 @@ type iccOperationList struct {
 	ctx          context.Context
 	store        Store
 	filter       store.ICCFilter
+	page         store.Page
+	pager        pager
 	writeTimeout time.Duration
 }
 
 func (l iccOperationList) VisitListICCOperationsResponse(w http.ResponseWriter) error {
 	st := newJSONStream(w, "operations", l.writeTimeout)
-	err := l.store.ListICCOperations(l.ctx, l.filter, func(op store.ICCOperation) error {
+	st.hold = l.page.Limit > 0
+	next, err := l.store.PageICCOperations(l.ctx, l.filter, l.page, func(op store.ICCOperation) error {
 		return st.addJSON(func(b []byte) []byte { return appendICCItem(b, op) })
 	})
-	return st.finish(dbErr(err))
+	return st.finishPage(dbErr(err), l.pager, next)
 }
 
 // PutICCOperation records a connection operation (B2): 201 when created,
@@ -74,6 +89,9 @@ func (s *Server) PutICCOperation(ctx context.Context, req gen.PutICCOperationReq
 		s.metrics.writes[familyICC][outcomeRepeat].Inc()
 	} else {
 		s.metrics.writes[familyICC][outcomeAccepted].Inc()
+	}
+	if iccTerminal(stored) {
+		s.waiters.done(waitKey{icc: true, id: stored.ID})
 	}
 	rec, err := iccRecordToGen(stored)
 	if err != nil {
@@ -99,16 +117,23 @@ func (s *Server) ListICCOperationsV2(ctx context.Context, req gen.ListICCOperati
 	f.Phase = value(q.Phase)
 	f.OperationStatus = value(q.OperationStatus)
 	f.ResourceType = value(q.ResourceType)
+	f.Latest = value(q.Latest) == "true"
+	exclusive := false
 	if q.ServiceType != nil {
 		// Each service type has one resource type.
 		rt := string(resourceTypeOf(*q.ServiceType))
-		if f.ResourceType != "" && f.ResourceType != rt {
-			return iccOperationV2List{}, nil // the two filters exclude each other
-		}
+		exclusive = f.ResourceType != "" && f.ResourceType != rt
 		f.ResourceType = rt
 	}
-	f.Latest = value(q.Latest) == "true"
-	return iccOperationV2List{ctx: ctx, store: s.store, filter: f, writeTimeout: s.streamWriteTimeout}, nil
+	pg := pager{iccBinding("B3", f), requestURLFrom(ctx)}
+	page, err := pageOf(pg.binding, q.Limit, q.PageToken)
+	if err != nil {
+		return nil, err
+	}
+	if exclusive {
+		return iccOperationV2List{}, nil // the two filters exclude each other
+	}
+	return iccOperationV2List{ctx: ctx, store: s.store, filter: f, page: page, pager: pg, writeTimeout: s.streamWriteTimeout}, nil
 }
 
 // value is a query parameter's value, "" (any, to a filter) when absent.
@@ -133,6 +158,8 @@ type iccOperationV2List struct {
 	ctx          context.Context
 	store        Store
 	filter       store.ICCFilter
+	page         store.Page
+	pager        pager
 	writeTimeout time.Duration
 }
 
@@ -141,35 +168,67 @@ func (l iccOperationV2List) VisitListICCOperationsV2Response(w http.ResponseWrit
 	if l.store == nil {
 		return st.finish(nil)
 	}
-	err := l.store.ListICCOperations(l.ctx, l.filter, func(op store.ICCOperation) error {
+	st.hold = l.page.Limit > 0
+	next, err := l.store.PageICCOperations(l.ctx, l.filter, l.page, func(op store.ICCOperation) error {
 		return st.addJSON(func(b []byte) []byte { return appendICCItemV2(b, op) })
 	})
-	return st.finish(dbErr(err))
+	return st.finishPage(dbErr(err), l.pager, next)
 }
 
-// GetICCOperationV2 answers one operation in the v2.0 shape (B3 show). An id
-// of another tenant is answered 404 like an unknown one, so that ids are
-// never revealed across tenants.
+// GetICCOperationV2 answers one operation in the v2.0 shape (B3 show), once
+// terminal when the request asks to wait, with its ETag (304 when
+// If-None-Match holds it) and, while not terminal, Retry-After. An id of
+// another tenant is answered 404 like an unknown one, so that ids are never
+// revealed across tenants.
 func (s *Server) GetICCOperationV2(ctx context.Context, req gen.GetICCOperationV2RequestObject) (gen.GetICCOperationV2ResponseObject, error) {
 	f, err := tenantFilter(ctx)
 	if err != nil {
 		return nil, err
 	}
-	f.ID = req.OperationId
-	var found *store.ICCOperation
-	err = s.store.ListICCOperations(ctx, f, func(op store.ICCOperation) error {
-		found = &op
-		return nil
-	})
-	if err != nil {
-		return nil, dbErr(err)
-	}
-	if found == nil {
-		return nil, store.ErrNotFound
-	}
-	item, err := iccOperationToV2(*found)
+	wait, err := parseWait(req.Params.Wait)
 	if err != nil {
 		return nil, err
 	}
-	return iccV2Answer{Operation: item}, nil
+	f.ID = req.OperationId
+	read := func(ctx context.Context) (store.ICCOperation, error) {
+		var found *store.ICCOperation
+		_, err := s.store.PageICCOperations(ctx, f, store.Page{}, func(op store.ICCOperation) error {
+			found = &op
+			return nil
+		})
+		if err == nil && found == nil {
+			err = store.ErrNotFound
+		}
+		if err != nil {
+			return store.ICCOperation{}, err
+		}
+		return *found, nil
+	}
+	op, err := await(ctx, s.waiters, waitKey{icc: true, id: req.OperationId}, wait, read, iccTerminal)
+	if err != nil {
+		return nil, dbErr(err)
+	}
+	item, err := iccOperationToV2(op)
+	if err != nil {
+		return nil, err
+	}
+	return recordAnswer{record: gen.ICCOperationV2Show{Operation: item}, ifNoneMatch: req.Params.IfNoneMatch, running: !iccTerminal(op)}, nil
+}
+
+// iccTerminal reports whether op's status never changes again.
+func iccTerminal(op store.ICCOperation) bool {
+	return op.OperationStatus == "complete" || op.OperationStatus == "error"
+}
+
+// DeleteICCOperationV2 removes one operation (issue 9; admin only): 204, or
+// 404 when unknown.
+func (s *Server) DeleteICCOperationV2(ctx context.Context, req gen.DeleteICCOperationV2RequestObject) (gen.DeleteICCOperationV2ResponseObject, error) {
+	if _, err := tenantFilter(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.store.DeleteICCOperation(ctx, req.OperationId); err != nil {
+		return nil, dbErr(err)
+	}
+	s.waiters.done(waitKey{icc: true, id: req.OperationId})
+	return gen.DeleteICCOperationV2204Response{}, nil
 }

@@ -50,6 +50,10 @@ type Options struct {
 	// Tracer, when set, makes a span of each request, continuing the
 	// caller's trace (W3C traceparent). nil: no tracing, at no cost.
 	Tracer trace.Tracer
+	// WaitPoll is how often, while requests wait for operations to end
+	// (wait=), the database is asked whether another instance ended them;
+	// 0 means DefaultWaitPoll.
+	WaitPoll time.Duration
 }
 
 const defaultReadyTimeout = time.Second
@@ -65,6 +69,7 @@ type Server struct {
 	bodies       *bodyBudget
 	// streamWriteTimeout is Options.StreamWriteTimeout.
 	streamWriteTimeout time.Duration
+	waiters            *waiters
 	echo               *echo.Echo
 	metrics            *metrics
 	tracer             trace.Tracer
@@ -94,6 +99,7 @@ func New(o Options) (*Server, error) {
 	s.streamWriteTimeout = o.StreamWriteTimeout
 	s.metrics = newMetrics(o.Metrics)
 	s.tracer = o.Tracer
+	s.waiters = newWaiters(s.store, o.WaitPoll, s.log)
 	validate, err := newValidator()
 	if err != nil {
 		return nil, err
@@ -110,7 +116,7 @@ func New(o Options) (*Server, error) {
 		},
 	})
 	e.Use(s.accessLog, recover, s.authenticate, s.readBody, validate)
-	gen.RegisterHandlers(e, gen.NewStrictHandler(s, nil))
+	gen.RegisterHandlers(e, gen.NewStrictHandler(s, []gen.StrictMiddlewareFunc{keepURL}))
 	script, err := docsAsset()
 	if err != nil {
 		return nil, err
@@ -183,8 +189,13 @@ func (s *Server) Readyz(ctx context.Context, _ gen.ReadyzRequestObject) (gen.Rea
 
 // Drain makes /readyz answer 503 from now on, so that load balancers stop
 // sending requests here before the service stops. Every other request is
-// served as before.
-func (s *Server) Drain() { s.draining.Store(true) }
+// served as before, except that requests waiting for an operation to end
+// (wait=) are answered at once, and new ones do not wait: shutting down
+// does not wait for them.
+func (s *Server) Drain() {
+	s.draining.Store(true)
+	s.waiters.stop()
+}
 
 const requestIDHeader = "X-Request-Id"
 

@@ -2,12 +2,16 @@ package server
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"example.com/opsvc/gen"
+	"example.com/opsvc/store"
 )
 
 // streamFlushBytes is how much of a streamed list is held back before the
@@ -23,6 +27,9 @@ type jsonStream struct {
 	enc       *json.Encoder
 	items     int
 	committed bool
+	// hold keeps everything until finish: a page (at most
+	// store.MaxPageLimit items) goes out whole, after its Link header.
+	hold bool
 	// writeTimeout bounds each flush (0: DefaultStreamWriteTimeout).
 	writeTimeout time.Duration
 }
@@ -50,7 +57,7 @@ func (s *jsonStream) add(v any) error {
 	}
 	// Encode ends each value with a newline; the list is compact JSON.
 	s.buf.Truncate(s.buf.Len() - 1)
-	if s.buf.Len() >= streamFlushBytes {
+	if s.buf.Len() >= streamFlushBytes && !s.hold {
 		return s.flush()
 	}
 	return nil
@@ -63,7 +70,7 @@ func (s *jsonStream) addJSON(appendItem func([]byte) []byte) error {
 	}
 	s.items++
 	s.buf.Write(appendItem(s.buf.AvailableBuffer()))
-	if s.buf.Len() >= streamFlushBytes {
+	if s.buf.Len() >= streamFlushBytes && !s.hold {
 		return s.flush()
 	}
 	return nil
@@ -102,6 +109,20 @@ func (s *jsonStream) finish(listErr error) error {
 	return s.flush()
 }
 
+// finishPage is finish for a page: when another page follows (next is not
+// nil), the document ends with its next_page_token and the answer links it.
+// The page was held whole (hold), so the header still goes out first.
+func (s *jsonStream) finishPage(listErr error, pg pager, next *store.Cursor) error {
+	if listErr != nil || next == nil {
+		return s.finish(listErr)
+	}
+	token, link := pg.next(next)
+	s.w.Header().Set("Link", link)
+	// The token is base64url: nothing in it needs escaping.
+	s.buf.WriteString(`],"next_page_token":"` + token + "\"}\n")
+	return s.flush()
+}
+
 // brokenStreamError is a list that failed after its 200 went out. The error
 // handler logs it and aborts the connection, so the client sees a failed
 // transfer rather than a truncated document that looks complete.
@@ -132,24 +153,63 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	return err
 }
 
-// The single-record answers, written by writeJSON.
-type (
-	operationAnswer gen.Operation
-	iccRecordAnswer struct {
-		status int
-		record gen.ICCOperationRecord
-	}
-	iccV2Answer gen.ICCOperationV2Show
-)
+// recordAnswer is a single record that carries an ETag (A3, B3 show): a
+// digest of the answer itself, so it changes exactly when the answer does,
+// even when an id is deleted and recorded again. When the request's
+// If-None-Match holds it, the answer is 304 without a body. A record not yet
+// terminal carries Retry-After.
+type recordAnswer struct {
+	record      any
+	ifNoneMatch *string
+	running     bool
+}
 
-func (a operationAnswer) VisitGetOperationResponse(w http.ResponseWriter) error {
-	return writeJSON(w, http.StatusOK, gen.Operation(a))
+func (a recordAnswer) write(w http.ResponseWriter) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(a.record); err != nil {
+		return err
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	etag := `"` + base64.RawURLEncoding.EncodeToString(sum[:18]) + `"`
+	h := w.Header()
+	h.Set("ETag", etag)
+	if a.running {
+		h.Set("Retry-After", retryAfter)
+	}
+	if a.ifNoneMatch != nil && etagListHolds(*a.ifNoneMatch, etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	h.Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+// etagListHolds reports whether an If-None-Match value holds etag: "*", or
+// a comma-separated list of entity tags compared weakly (RFC 9110 13.1.2).
+func etagListHolds(list, etag string) bool {
+	for _, t := range strings.Split(list, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" || strings.TrimPrefix(t, "W/") == etag {
+			return true
+		}
+	}
+	return false
+}
+
+func (a recordAnswer) VisitGetOperationResponse(w http.ResponseWriter) error { return a.write(w) }
+
+func (a recordAnswer) VisitGetICCOperationV2Response(w http.ResponseWriter) error { return a.write(w) }
+
+// The other single-record answers, written by writeJSON.
+type iccRecordAnswer struct {
+	status int
+	record gen.ICCOperationRecord
 }
 
 func (a iccRecordAnswer) VisitPutICCOperationResponse(w http.ResponseWriter) error {
 	return writeJSON(w, a.status, a.record)
-}
-
-func (a iccV2Answer) VisitGetICCOperationV2Response(w http.ResponseWriter) error {
-	return writeJSON(w, http.StatusOK, gen.ICCOperationV2Show(a))
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"example.com/opsvc/internal/spectest"
+	"example.com/opsvc/store"
 )
 
 // manyIDs lists n ids; half way through it records how many bytes the client
@@ -28,19 +29,19 @@ type manyIDs struct {
 	sentMid int
 }
 
-func (m *manyIDs) ListOperationIDs(_ context.Context, fn func(string) error) error {
+func (m *manyIDs) PageOperationIDs(_ context.Context, _ store.Page, fn func(string) error) (*store.Cursor, error) {
 	for i := range m.n {
 		if i == m.n/2 {
 			m.sentMid = m.sent()
 		}
 		if err := fn(fmt.Sprintf("op-%08d", i)); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if m.fail {
-		return errors.New("connection lost mid-list")
+		return nil, errors.New("connection lost mid-list")
 	}
-	return nil
+	return nil, nil
 }
 
 func TestListOperations_streams(t *testing.T) {
@@ -205,11 +206,11 @@ type endlessIDs struct {
 	done chan error
 }
 
-func (e *endlessIDs) ListOperationIDs(_ context.Context, fn func(string) error) error {
+func (e *endlessIDs) PageOperationIDs(_ context.Context, _ store.Page, fn func(string) error) (*store.Cursor, error) {
 	for i := 0; ; i++ {
 		if err := fn(fmt.Sprintf("op-%012d", i)); err != nil {
 			e.done <- err
-			return err
+			return nil, err
 		}
 	}
 }

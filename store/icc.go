@@ -126,6 +126,9 @@ func (s *Store) PutICCOperation(ctx context.Context, op ICCOperation) (stored IC
 		case errors.Is(err, gorm.ErrRecordNotFound):
 			// seq is assigned here, once: the order recorded.
 			row.CreatedAt, row.UpdatedAt = now, now
+			if iccTerminal[op.OperationStatus] {
+				row.TerminalAt = &now
+			}
 			if err := tx.Create(&row).Error; err != nil {
 				return err
 			}
@@ -143,6 +146,10 @@ func (s *Store) PutICCOperation(ctx context.Context, op ICCOperation) (stored IC
 		}
 		w = Replaced
 		row.UpdatedAt = now
+		if iccTerminal[op.OperationStatus] {
+			// A terminal status sent again keeps the first time.
+			row.TerminalAt = cmp.Or(old.TerminalAt, &now)
+		}
 		err = tx.Model(&iccRow{}).
 			Where("seq = ?", old.Seq).
 			Select("*").Omit("seq", "operation_id", "created_at").
@@ -240,77 +247,51 @@ func (s *Store) RebuildICCLatest(ctx context.Context) error {
 	return nil
 }
 
-// iccCursor is the keyset position after the last listed ICC operation.
-type iccCursor struct {
-	receptionDatetime time.Time
-	seq               int64
-}
-
 // iccListColumns are the columns a list reads, in scanICCOperations' order.
 const iccListColumns = "o.seq, o.operation_id, o.tenant_id, o.connection_id, o.order_type, o.phase, " +
 	"o.operation_status, o.reception_datetime, o.commit_datetime, o.request_body, o.resource_type, o.error"
 
-// ListICCOperations calls fn with the ICC operations f selects, ordered by
-// ReceptionDatetime, ties in the order each id was first recorded. It stops at
-// fn's first error and returns it unchanged. It refuses a filter with neither a
-// TenantID nor AllTenants, so that nobody lists every tenant by accident. It
-// returns ErrUnavailable when the database cannot be reached.
+// ListICCOperations calls fn with the ICC operations f selects, as
+// PageICCOperations does with no limit.
 func (s *Store) ListICCOperations(ctx context.Context, f ICCFilter, fn func(ICCOperation) error) error {
+	_, err := s.PageICCOperations(ctx, f, Page{}, fn)
+	return err
+}
+
+// PageICCOperations calls fn with the ICC operations of page p that f
+// selects, ordered by ReceptionDatetime, ties in the order each id was first
+// recorded, and returns the position of the next page, or nil when this one
+// is the last. It stops at fn's first error and returns it unchanged. It
+// refuses a filter with neither a TenantID nor AllTenants, so that nobody
+// lists every tenant by accident. It returns ErrUnavailable when the
+// database cannot be reached.
+func (s *Store) PageICCOperations(ctx context.Context, f ICCFilter, p Page, fn func(ICCOperation) error) (*Cursor, error) {
 	if !f.AllTenants && f.TenantID == "" {
-		return errors.New("list icc operations: a tenant id is required unless AllTenants is set")
+		return nil, errors.New("list icc operations: a tenant id is required unless AllTenants is set")
 	}
-	var cur *iccCursor
-	for {
-		rows, err := s.iccBatch(ctx, f, cur)
-		if err != nil {
-			return fmt.Errorf("list icc operations: %w", s.translate(err))
-		}
-		for _, r := range rows {
-			if err := fn(r.op); err != nil {
-				return err
-			}
-		}
-		if len(rows) < s.batchSize {
-			return nil
-		}
-		last := rows[len(rows)-1]
-		next := &iccCursor{receptionDatetime: last.op.ReceptionDatetime, seq: last.seq}
-		if cur != nil && !cur.before(next) {
-			return fmt.Errorf("list icc operations: the listing went back to %v, seq %d", next.receptionDatetime, next.seq)
-		}
-		cur = next
-	}
-}
-
-// before reports whether c comes before d in listing order.
-func (c *iccCursor) before(d *iccCursor) bool {
-	return c.receptionDatetime.Before(d.receptionDatetime) ||
-		(c.receptionDatetime.Equal(d.receptionDatetime) && c.seq < d.seq)
-}
-
-// iccBatch reads, whole, the next batch of matches after cur.
-func (s *Store) iccBatch(ctx context.Context, f ICCFilter, cur *iccCursor) (batch []listedICC, err error) {
-	query, args := s.iccQuery(f, cur)
-	err = s.bounded(ctx, func(ctx context.Context) error {
+	read := func(ctx context.Context, after *Cursor, limit int) ([]listedICC, error) {
+		query, args := s.iccQuery(f, after, limit)
 		// Straight to database/sql: lists are the hot read path, and
 		// building each query through GORM cost a third of running it.
 		end := s.startSpan(ctx, "SELECT icc_operations", query)
 		rows, err := s.sqlDB.QueryContext(ctx, query, args...)
 		if err != nil {
 			end(err)
-			return err
+			return nil, err
 		}
 		defer rows.Close()
-		batch, err = scanICCOperations(rows)
+		batch, err := scanICCOperations(rows)
 		end(err)
-		return err
-	})
-	return batch, err
+		return batch, err
+	}
+	key := func(l listedICC) Cursor { return Cursor{Time: l.op.ReceptionDatetime, Seq: l.seq} }
+	next, err := keyset(ctx, s, p, read, key, byTimeSeq, func(l listedICC) error { return fromFn(fn(l.op)) })
+	return next, listError("list icc operations", err)
 }
 
-// iccQuery is the SQL of the batch of f's matches after cur, and its
-// arguments.
-func (s *Store) iccQuery(f ICCFilter, cur *iccCursor) (string, []any) {
+// iccQuery is the SQL of the batch of at most limit of f's matches after
+// cur, and its arguments.
+func (s *Store) iccQuery(f ICCFilter, cur *Cursor, limit int) (string, []any) {
 	var q strings.Builder
 	var args []any
 	// by is the table whose reception_datetime and seq order the list.
@@ -354,9 +335,9 @@ func (s *Store) iccQuery(f ICCFilter, cur *iccCursor) (string, []any) {
 	}
 	if cur != nil {
 		fmt.Fprintf(&q, " AND (%[1]s.reception_datetime > ? OR (%[1]s.reception_datetime = ? AND %[1]s.seq > ?))", by)
-		args = append(args, cur.receptionDatetime, cur.receptionDatetime, cur.seq)
+		args = append(args, cur.Time, cur.Time, cur.Seq)
 	}
-	fmt.Fprintf(&q, " ORDER BY %[1]s.reception_datetime, %[1]s.seq LIMIT %[2]d", by, s.batchSize)
+	fmt.Fprintf(&q, " ORDER BY %[1]s.reception_datetime, %[1]s.seq LIMIT %[2]d", by, limit)
 	return q.String(), args
 }
 

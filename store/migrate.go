@@ -248,6 +248,27 @@ var migrations = []migration{
 			`INSERT INTO icc_latest (tenant_id, connection_id, seq, reception_datetime)` + latestOfEachConnection,
 		},
 	},
+	{
+		version: 5,
+		name:    "terminal_at: when the service recorded an operation's terminal status (retention)",
+		// Operations already terminal count from their last write, the
+		// closest the service's own clock knows. The index serves the
+		// purge, oldest first.
+		mysql: []string{
+			`ALTER TABLE msf_operations ADD COLUMN terminal_at DATETIME NULL, ADD KEY msf_operations_terminal (terminal_at)`,
+			`UPDATE msf_operations SET terminal_at = updated_at WHERE terminal_at IS NULL AND status IN ('completed', 'failed', 'canceled')`,
+			`ALTER TABLE icc_operations ADD COLUMN terminal_at DATETIME NULL, ADD KEY icc_operations_terminal (terminal_at)`,
+			`UPDATE icc_operations SET terminal_at = updated_at WHERE terminal_at IS NULL AND operation_status IN ('complete', 'error')`,
+		},
+		sqlite: []string{
+			`ALTER TABLE msf_operations ADD COLUMN terminal_at DATETIME NULL`,
+			`CREATE INDEX msf_operations_terminal ON msf_operations (terminal_at)`,
+			`UPDATE msf_operations SET terminal_at = updated_at WHERE status IN ('completed', 'failed', 'canceled')`,
+			`ALTER TABLE icc_operations ADD COLUMN terminal_at DATETIME NULL`,
+			`CREATE INDEX icc_operations_terminal ON icc_operations (terminal_at)`,
+			`UPDATE icc_operations SET terminal_at = updated_at WHERE operation_status IN ('complete', 'error')`,
+		},
+	},
 }
 
 // latestOfEachConnection selects, for icc_latest, the operation of each

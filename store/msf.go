@@ -106,7 +106,7 @@ var operationColumns = []string{
 	"id", "occurred_time", "last_update_time", "reservation_time", "start_time", "status", "sub_status",
 	"request_uri", "request_method", "request_body", "response_present", "response_status_code", "response_body",
 	"target_clusters_present", "rollback_result", "rollback_occurred_time", "rollback_clusters_present",
-	"clusters", "cluster_bodies", "created_at", "updated_at",
+	"clusters", "cluster_bodies", "terminal_at", "created_at", "updated_at",
 }
 
 func operationValues(r *operationRow) []any {
@@ -114,7 +114,7 @@ func operationValues(r *operationRow) []any {
 		r.ID, r.OccurredTime, r.LastUpdateTime, r.ReservationTime, r.StartTime, r.Status, r.SubStatus,
 		r.RequestURI, r.RequestMethod, r.RequestBody, r.ResponsePresent, r.ResponseStatusCode, r.ResponseBody,
 		r.TargetClustersPresent, r.RollbackResult, r.RollbackOccurredTime, r.RollbackClustersPresent,
-		r.Clusters, r.ClusterBodies, r.CreatedAt, r.UpdatedAt,
+		r.Clusters, r.ClusterBodies, r.TerminalAt, r.CreatedAt, r.UpdatedAt,
 	}
 }
 
@@ -163,6 +163,10 @@ func upsertMySQL() string {
 		switch c {
 		case "id", "created_at", "updated_at", "status", "last_update_time":
 			continue
+		case "terminal_at":
+			// A terminal notification sent again keeps the first time.
+			set = append(set, c+" = IF("+ok+", IF(VALUES("+c+") IS NULL, NULL, COALESCE("+c+", VALUES("+c+"))), "+c+")")
+			continue
 		}
 		set = append(set, c+" = IF("+ok+", VALUES("+c+"), "+c+")")
 	}
@@ -191,7 +195,12 @@ func contentColumns() []string {
 func upsertSQLite() string {
 	var set, same []string
 	for _, c := range operationColumns {
-		if c != "id" && c != "created_at" {
+		switch c {
+		case "id", "created_at":
+		case "terminal_at":
+			// A terminal notification sent again keeps the first time.
+			set = append(set, c+" = CASE WHEN excluded."+c+" IS NULL THEN NULL ELSE COALESCE(msf_operations."+c+", excluded."+c+") END")
+		default:
 			set = append(set, c+" = excluded."+c)
 		}
 	}
@@ -232,6 +241,9 @@ func (s *Store) PutOperation(ctx context.Context, op Operation) (repeat bool, er
 	}
 	row.CreatedAt = utcSecond(s.now())
 	row.UpdatedAt = row.CreatedAt
+	if statusRank[op.Status] == terminalRank {
+		row.TerminalAt = &row.CreatedAt
+	}
 	values := operationValues(&row)
 	err = s.withRetry(ctx, func(ctx context.Context) error {
 		repeat = false
@@ -329,50 +341,47 @@ func (s *Store) GetOperation(ctx context.Context, id string) (Operation, error) 
 	return op, nil
 }
 
-// operationCursor is the keyset position after the last listed operation.
-type operationCursor struct {
-	occurredTime time.Time
-	id           string
-}
-
-// where limits q to the operations listed after c; a nil c is the start.
-// The row-value form (a, b) > (?, ?) is avoided for portability.
-func (c *operationCursor) where(q *gorm.DB) *gorm.DB {
+// afterOperation limits q to the operations listed after c; a nil c is the
+// start. The row-value form (a, b) > (?, ?) is avoided for portability.
+func afterOperation(q *gorm.DB, c *Cursor) *gorm.DB {
 	if c == nil {
 		return q
 	}
-	return q.Where("(occurred_time > ? OR (occurred_time = ? AND id > ?))", c.occurredTime, c.occurredTime, c.id)
+	return q.Where("(occurred_time > ? OR (occurred_time = ? AND id > ?))", c.Time, c.Time, c.ID)
 }
 
-// ListOperationIDs calls fn with the id of every operation, ordered by
-// OccurredTime then ID (byte order). It stops at fn's first error and returns
-// it unchanged. It returns ErrUnavailable when the database cannot be reached.
-func (s *Store) ListOperationIDs(ctx context.Context, fn func(id string) error) error {
-	var cur *operationCursor
-	for {
+// operationKey is the keyset position of an operation row.
+func operationKey(r operationRow) Cursor { return Cursor{Time: r.OccurredTime, ID: r.ID} }
+
+// readOperations is keyset's read for the MSF lists: the next limit rows
+// after c, of columns.
+func (s *Store) readOperations(columns []string) func(ctx context.Context, c *Cursor, limit int) ([]operationRow, error) {
+	return func(ctx context.Context, c *Cursor, limit int) ([]operationRow, error) {
 		var rows []operationRow
-		// Find reads the whole batch and closes the rows before fn runs,
-		// so no connection is held while a slow client reads.
-		err := s.query(ctx, func(db *gorm.DB) error {
-			return cur.where(db.Select("id", "occurred_time")).
-				Order("occurred_time, id").
-				Limit(s.batchSize).
-				Find(&rows).Error
-		})
-		if err != nil {
-			return fmt.Errorf("list operation ids: %w", s.translate(err))
-		}
-		for _, r := range rows {
-			if err := fn(r.ID); err != nil {
-				return err
-			}
-		}
-		if len(rows) < s.batchSize {
-			return nil
-		}
-		last := rows[len(rows)-1]
-		cur = &operationCursor{occurredTime: last.OccurredTime, id: last.ID}
+		err := afterOperation(s.db.WithContext(ctx).Select(columns), c).
+			Order("occurred_time, id").
+			Limit(limit).
+			Find(&rows).Error
+		return rows, err
 	}
+}
+
+// ListOperationIDs calls fn with the id of every operation, as
+// PageOperationIDs does with no limit.
+func (s *Store) ListOperationIDs(ctx context.Context, fn func(id string) error) error {
+	_, err := s.PageOperationIDs(ctx, Page{}, fn)
+	return err
+}
+
+// PageOperationIDs calls fn with the id of every operation of page p,
+// ordered by OccurredTime then ID (byte order), and returns the position of
+// the next page, or nil when this one is the last. It stops at fn's first
+// error and returns it unchanged. It returns ErrUnavailable when the database
+// cannot be reached.
+func (s *Store) PageOperationIDs(ctx context.Context, p Page, fn func(id string) error) (*Cursor, error) {
+	next, err := keyset(ctx, s, p, s.readOperations([]string{"id", "occurred_time"}), operationKey, byTimeID,
+		func(r operationRow) error { return fromFn(fn(r.ID)) })
+	return next, listError("list operation ids", err)
 }
 
 // operationListColumns are the columns ListOperations reads: everything but
@@ -385,38 +394,28 @@ var operationListColumns = []string{
 	"clusters",
 }
 
-// ListOperations calls fn with every operation, in the order of
-// ListOperationIDs, without any body: every Request.Body and Response.Body is
-// nil, in clusters too. It stops at fn's first error and returns it unchanged.
-// It returns ErrUnavailable when the database cannot be reached.
+// ListOperations calls fn with every operation, as PageOperations does with
+// no limit.
 func (s *Store) ListOperations(ctx context.Context, fn func(Operation) error) error {
-	var cur *operationCursor
-	for {
-		var rows []operationRow
-		err := s.query(ctx, func(db *gorm.DB) error {
-			return cur.where(db.Select(operationListColumns)).
-				Order("occurred_time, id").
-				Limit(s.batchSize).
-				Find(&rows).Error
-		})
-		if err != nil {
-			return fmt.Errorf("list operations: %w", s.translate(err))
-		}
-		for _, r := range rows {
+	_, err := s.PageOperations(ctx, Page{}, fn)
+	return err
+}
+
+// PageOperations calls fn with every operation of page p, in the order of
+// PageOperationIDs, without any body: every Request.Body and Response.Body is
+// nil, in clusters too. It returns the position of the next page, or nil. It
+// stops at fn's first error and returns it unchanged. It returns
+// ErrUnavailable when the database cannot be reached.
+func (s *Store) PageOperations(ctx context.Context, p Page, fn func(Operation) error) (*Cursor, error) {
+	next, err := keyset(ctx, s, p, s.readOperations(operationListColumns), operationKey, byTimeID,
+		func(r operationRow) error {
 			op, err := rowToOperation(r)
 			if err != nil {
-				return fmt.Errorf("list operations: %w", err)
-			}
-			if err := fn(op); err != nil {
 				return err
 			}
-		}
-		if len(rows) < s.batchSize {
-			return nil
-		}
-		last := rows[len(rows)-1]
-		cur = &operationCursor{occurredTime: last.OccurredTime, id: last.ID}
-	}
+			return fromFn(fn(op))
+		})
+	return next, listError("list operations", err)
 }
 
 // operationToRow normalizes op's times and encodes it as its table row.

@@ -45,6 +45,11 @@ type operationRow struct {
 	Clusters      *string `gorm:"column:clusters"`
 	ClusterBodies *string `gorm:"column:cluster_bodies"`
 
+	// TerminalAt is when the store first recorded a terminal status, on its
+	// own clock (Options.Now); NULL while not terminal. Retention counts
+	// from it.
+	TerminalAt *time.Time `gorm:"column:terminal_at"`
+
 	CreatedAt time.Time `gorm:"column:created_at;autoCreateTime:false"`
 	UpdatedAt time.Time `gorm:"column:updated_at;autoUpdateTime:false"`
 }
@@ -186,6 +191,8 @@ type iccRow struct {
 	ResourceType      string     `gorm:"column:resource_type"`
 	// Error is NULL when the operation recorded no error object.
 	Error *string `gorm:"column:error"`
+	// TerminalAt is as in operationRow.
+	TerminalAt *time.Time `gorm:"column:terminal_at"`
 
 	CreatedAt time.Time `gorm:"column:created_at;autoCreateTime:false"`
 	UpdatedAt time.Time `gorm:"column:updated_at;autoUpdateTime:false"`

@@ -136,6 +136,11 @@ func (b *bench) measure(ctx context.Context) error {
 			return err
 		}
 	}
+	if only["wait"] {
+		if err := b.waitSection(ctx); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

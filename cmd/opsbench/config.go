@@ -36,7 +36,7 @@ type Config struct {
 }
 
 // sections are the groups of rows -only may pick.
-var sections = []string{"b1", "b3", "rss", "healthz", "a1"}
+var sections = []string{"b1", "b3", "rss", "healthz", "a1", "wait"}
 
 const defaultDatabaseURL = "mysql://root:@127.0.0.1:3306/opsvc_bench"
 

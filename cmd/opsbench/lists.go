@@ -61,6 +61,7 @@ func listShapes(d iccDataset) []listShape {
 	}
 	one := func(d iccDataset) int { return 1 }
 	all := func(d iccDataset) int { return d.connections * d.ops }
+	page := func(d iccDataset) int { return min(100, all(d)) }
 	conns := func(d iccDataset) int { return d.connections }
 	return []listShape{
 		{name: "B1 connection_id=X&latest=true p99", family: "b1", path: "/v1.0/icc/operations",
@@ -75,6 +76,10 @@ func listShapes(d iccDataset) []listShape {
 			query: func(string) string { return "" }, items: all, floors: tenant},
 		{name: fmt.Sprintf("B3 latest=true whole tenant (%d items) p99", conns(d)), family: "b3", path: "/v2.0/operations",
 			query: func(string) string { return "latest=true" }, items: conns, floors: latest},
+		// Issue 9: one page (the first) of the whole tenant's list.
+		{name: fmt.Sprintf("B3 page: limit=100 of the whole tenant (%d items) p99", page(d)), family: "b3", path: "/v2.0/operations",
+			query: func(string) string { return "limit=100" }, items: page,
+			floors: []floorQuery{{name: "tenant index, LIMIT 100", sql: floorTenant + " LIMIT 100"}}},
 	}
 }
 

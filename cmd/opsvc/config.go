@@ -46,6 +46,9 @@ type Config struct {
 	BodyMemory         int64         // BODY_MEMORY_MB (in MiB): what request bodies being decoded may take at once
 	StreamWriteTimeout time.Duration // STREAM_WRITE_TIMEOUT: how long a streamed list waits for a client that stopped reading
 
+	RetentionPeriod   time.Duration // RETENTION_PERIOD: terminal operations older than this are purged; 0: kept for ever
+	RetentionInterval time.Duration // RETENTION_INTERVAL: how often the purge runs
+
 	// Keystone selects Keystone mode when its URL (KEYSTONE_URL) is set;
 	// KEYSTONE_USERNAME, _PASSWORD, _PROJECT, _DOMAIN, _CACHE_TTL,
 	// _NEGATIVE_TTL, _CACHE_SIZE and _TIMEOUT fill the rest, with the
@@ -83,6 +86,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		ReadHeaderTimeout:    10 * time.Second,
 		ReadTimeout:          time.Minute,
 		MaxHeaderBytes:       64 << 10,
+		RetentionInterval:    time.Minute,
 
 		Keystone: keystone.Config{
 			URL:         getenv("KEYSTONE_URL"),
@@ -132,6 +136,8 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		{"KEYSTONE_CACHE_TTL", &c.Keystone.CacheTTL, true},
 		{"KEYSTONE_NEGATIVE_TTL", &c.Keystone.NegativeTTL, true},
 		{"KEYSTONE_TIMEOUT", &c.Keystone.Timeout, true},
+		{"RETENTION_PERIOD", &c.RetentionPeriod, true},
+		{"RETENTION_INTERVAL", &c.RetentionInterval, false},
 	}
 	for _, d := range durations {
 		v := getenv(d.name)

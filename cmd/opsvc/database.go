@@ -79,20 +79,28 @@ func (l *lateStore) GetOperation(ctx context.Context, id string) (store.Operatio
 	return st.GetOperation(ctx, id)
 }
 
-func (l *lateStore) ListOperationIDs(ctx context.Context, fn func(id string) error) error {
+func (l *lateStore) PageOperationIDs(ctx context.Context, p store.Page, fn func(id string) error) (*store.Cursor, error) {
 	st, err := l.get()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return st.ListOperationIDs(ctx, fn)
+	return st.PageOperationIDs(ctx, p, fn)
 }
 
-func (l *lateStore) ListOperations(ctx context.Context, fn func(store.Operation) error) error {
+func (l *lateStore) PageOperations(ctx context.Context, p store.Page, fn func(store.Operation) error) (*store.Cursor, error) {
+	st, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return st.PageOperations(ctx, p, fn)
+}
+
+func (l *lateStore) DeleteOperation(ctx context.Context, id string) error {
 	st, err := l.get()
 	if err != nil {
 		return err
 	}
-	return st.ListOperations(ctx, fn)
+	return st.DeleteOperation(ctx, id)
 }
 
 func (l *lateStore) PutICCOperation(ctx context.Context, op store.ICCOperation) (store.ICCOperation, store.Write, error) {
@@ -103,12 +111,28 @@ func (l *lateStore) PutICCOperation(ctx context.Context, op store.ICCOperation) 
 	return st.PutICCOperation(ctx, op)
 }
 
-func (l *lateStore) ListICCOperations(ctx context.Context, f store.ICCFilter, fn func(store.ICCOperation) error) error {
+func (l *lateStore) PageICCOperations(ctx context.Context, f store.ICCFilter, p store.Page, fn func(store.ICCOperation) error) (*store.Cursor, error) {
+	st, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return st.PageICCOperations(ctx, f, p, fn)
+}
+
+func (l *lateStore) DeleteICCOperation(ctx context.Context, id string) error {
 	st, err := l.get()
 	if err != nil {
 		return err
 	}
-	return st.ListICCOperations(ctx, f, fn)
+	return st.DeleteICCOperation(ctx, id)
+}
+
+func (l *lateStore) Finished(ctx context.Context, msf, icc []string) ([]string, []string, error) {
+	st, err := l.get()
+	if err != nil {
+		return nil, nil, err
+	}
+	return st.Finished(ctx, msf, icc)
 }
 
 // Waits between attempts to reach the database at start-up: growing, jittered

@@ -293,7 +293,7 @@ func TestMethodNotAllowed_allow(t *testing.T) {
 	t.Parallel()
 	s := mustRunMain(t, nil)
 	for _, c := range []struct{ method, path, want string }{
-		{http.MethodDelete, "/v1/operations/op1", "GET, HEAD, PUT"},
+		{http.MethodPost, "/v1/operations/op1", "DELETE, GET, HEAD, PUT"},
 		{http.MethodPost, "/v2.0/operations", "GET, HEAD"},
 		{http.MethodPut, "/v1.0/icc/operations", "GET, HEAD"},
 	} {

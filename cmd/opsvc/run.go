@@ -153,6 +153,15 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	go func() { serveErr <- hs.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String(), "database", cfg.DatabaseKind, "auth", mode,
 		"max_connections", maxConns, "tracing", tracer != nil)
+	purging := make(chan struct{})
+	if cfg.RetentionPeriod > 0 {
+		go func() {
+			defer close(purging)
+			purgeLoop(ctx, db, cfg.RetentionPeriod, cfg.RetentionInterval, log)
+		}()
+	} else {
+		close(purging)
+	}
 
 	select {
 	case err := <-serveErr:
@@ -194,6 +203,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		<-opened
 		opening = false
 	}
+	<-purging // ended with ctx
 	if err := closeStore(); err != nil {
 		return fmt.Errorf("close database: %w", err)
 	}

@@ -65,6 +65,8 @@ Environment (defaults in brackets; the README's Configuration table says more):
   SHUTDOWN_DRAIN_DELAY [0s], SHUTDOWN_TIMEOUT [30s], MAX_CONNECTIONS, IDLE_TIMEOUT [2m],
   READ_HEADER_TIMEOUT [10s], READ_TIMEOUT [1m], MAX_HEADER_BYTES [65536], BODY_MEMORY_MB [256],
   STREAM_WRITE_TIMEOUT [30s]
+  RETENTION_PERIOD: purge terminal operations older than this, e.g. 720h [none],
+  RETENTION_INTERVAL [1m]
 `
 
 // command runs what args name besides serving: it reports whether it did,

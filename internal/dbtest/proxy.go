@@ -55,7 +55,14 @@ type Proxy struct {
 	conns  map[*proxyConn]struct{}
 	prefix []byte // FailNext's statement, armed for one match
 	fault  Fault
+
+	statements atomic.Int64 // statements clients sent (Statements)
 }
+
+// Statements is how many statements the clients have sent through the proxy
+// so far (COM_QUERY, COM_STMT_EXECUTE): what the database was asked to do,
+// counted at the wire, whatever the client library.
+func (p *Proxy) Statements() int64 { return p.statements.Load() }
 
 // NewProxy listens on 127.0.0.1 and forwards to target (host:port). It stops
 // when tb ends.
@@ -162,13 +169,16 @@ type proxyConn struct {
 }
 
 // statement is the text of the statement a client packet's payload runs, if
-// it runs one.
+// it runs one. It counts the statements run (Statements).
 func (c *proxyConn) statement(payload []byte) []byte {
 	if len(payload) == 0 {
 		return nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if payload[0] == comQuery || payload[0] == comStmtExecute {
+		c.p.statements.Add(1)
+	}
 	switch payload[0] {
 	case comQuery:
 		return payload[1:]
