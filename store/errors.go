@@ -19,8 +19,10 @@ var (
 
 	// ErrUnavailable means the database could not be reached: the connection was
 	// refused or broken, the server is down or did not answer within
-	// Options.Timeout, or the store is closed. A write that fails with it was
-	// rolled back, unless the error is also ErrOutcomeUnknown.
+	// Options.Timeout, or the store is closed; a Galera node outside the
+	// primary component or not synced (errors 1047 and 1180); or a write kept
+	// losing to concurrent writers until its retries ran out. A write that
+	// fails with it was rolled back, unless the error is also ErrOutcomeUnknown.
 	ErrUnavailable = errors.New("database unavailable")
 
 	// ErrOutcomeUnknown means the connection broke, or the database stopped

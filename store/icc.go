@@ -133,7 +133,7 @@ func (s *Store) PutICCOperation(ctx context.Context, op ICCOperation) (stored IC
 				return err
 			}
 			w = Created
-			return refreshLatest(tx, connectionKey{op.TenantID, op.ConnectionID})
+			return s.refreshLatest(tx, connectionKey{op.TenantID, op.ConnectionID})
 		case err != nil:
 			return err
 		}
@@ -159,7 +159,7 @@ func (s *Store) PutICCOperation(ctx context.Context, op ICCOperation) (stored IC
 		}
 		// A replacement may move the operation in time, or to another
 		// connection or tenant: both connections' latest may change.
-		return refreshLatest(tx, connectionKey{old.TenantID, old.ConnectionID}, connectionKey{op.TenantID, op.ConnectionID})
+		return s.refreshLatest(tx, connectionKey{old.TenantID, old.ConnectionID}, connectionKey{op.TenantID, op.ConnectionID})
 	})
 	if err != nil {
 		return ICCOperation{}, 0, fmt.Errorf("put icc operation %q: %w", op.ID, s.translate(err))
@@ -188,7 +188,15 @@ type connectionKey struct{ tenantID, connectionID string }
 // others' committed operations when it looks for the latest; a connection's
 // first writers race on the marker's primary key instead, and the loser's
 // transaction is retried (duplicate key).
-func refreshLatest(tx *gorm.DB, keys ...connectionKey) error {
+//
+// On Galera the lock holds on this node only: a writer on another node sees
+// neither it nor an operation committed there but not yet applied here. What
+// serializes writers across nodes is certification, which compares the rows
+// that transactions changed, so on Galera a marker found up to date is
+// changed and changed back: a concurrent refresh of the same connection on
+// another node then conflicts with this one (1213), and the loser runs again
+// on the winner's rows.
+func (s *Store) refreshLatest(tx *gorm.DB, keys ...connectionKey) error {
 	slices.SortFunc(keys, func(a, b connectionKey) int {
 		return cmp.Or(cmp.Compare(a.tenantID, b.tenantID), cmp.Compare(a.connectionID, b.connectionID))
 	})
@@ -222,6 +230,14 @@ func refreshLatest(tx *gorm.DB, keys ...connectionKey) error {
 			err = tx.Model(&latestRow{}).
 				Where("tenant_id = ? AND connection_id = ?", k.tenantID, k.connectionID).
 				Updates(map[string]any{"seq": latest.Seq, "reception_datetime": latest.ReceptionDatetime}).Error
+		case s.galera:
+			// Up to date: the row goes into the write set all the same.
+			for range 2 {
+				err = tx.Exec("UPDATE icc_latest SET seq = -seq WHERE tenant_id = ? AND connection_id = ?", k.tenantID, k.connectionID).Error
+				if err != nil {
+					break
+				}
+			}
 		}
 		if err != nil {
 			return err

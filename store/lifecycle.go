@@ -54,7 +54,7 @@ func (s *Store) DeleteICCOperation(ctx context.Context, id string) error {
 		if err := tx.Where("seq = ?", old.Seq).Delete(&iccRow{}).Error; err != nil {
 			return err
 		}
-		return refreshLatest(tx, connectionKey{old.TenantID, old.ConnectionID})
+		return s.refreshLatest(tx, connectionKey{old.TenantID, old.ConnectionID})
 	})
 	if err != nil {
 		return fmt.Errorf("delete icc operation %q: %w", id, s.translate(err))
@@ -164,7 +164,7 @@ func (s *Store) purgeICC(ctx context.Context, cutoff time.Time, batch int, longe
 		if n == 0 {
 			return nil
 		}
-		return refreshLatest(tx, keys...)
+		return s.refreshLatest(tx, keys...)
 	})
 	return int(n), true, err
 }

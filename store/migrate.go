@@ -372,6 +372,46 @@ func migrate(ctx context.Context, db *gorm.DB, d dialect, steps []migration, now
 		// keeps two processes from applying a step twice.
 		return applyMigrations(db, d, steps, now, log)
 	}
+	// On Galera the named lock below is per node: instances starting at
+	// once on different nodes may apply a step together, and all but one
+	// then fail: on schema_version's key, a certification conflict, or a
+	// table the other one has just created or dropped. The losers start
+	// over, find the step applied, and skip it. A single server never gets
+	// here twice: its lock lets one instance in at a time.
+	var err error
+	for attempt := 1; attempt <= 6; attempt++ {
+		if err = migrateLocked(ctx, db, d, steps, now, log); err == nil || !migrationRaced(err) {
+			return err
+		}
+		log.Warn("store: schema migration raced another instance: trying again", "attempt", attempt, "error", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+		}
+	}
+	return err
+}
+
+// migrationRaced reports whether a failed migration may have met another
+// instance applying the same step on another Galera node.
+func migrationRaced(err error) bool {
+	var myErr *mysql.MySQLError
+	if errors.As(err, &myErr) {
+		switch myErr.Number {
+		case 1050, // table already exists
+			1051, // unknown table (to drop)
+			1054, // unknown column
+			1091, // can't drop: column or key does not exist
+			1146: // table does not exist
+			return true
+		}
+	}
+	return retryable(err)
+}
+
+// migrateLocked is migrate on MySQL, under the named lock.
+func migrateLocked(ctx context.Context, db *gorm.DB, d dialect, steps []migration, now func() time.Time, log *slog.Logger) error {
 	// Several instances starting at once would race on the DDL; a named
 	// lock, held by one pinned connection, lets one of them migrate while the
 	// others wait and then find nothing to do.

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"gorm.io/gorm"
 )
 
 // The store suite runs every test on every backend: SQLite in a temp dir, and
@@ -308,6 +309,9 @@ func TestTranslate(t *testing.T) {
 		{"bad connection", fmt.Errorf("query: %w", driver.ErrBadConn), true},
 		{"invalid connection", mysql.ErrInvalidConn, true},
 		{"server shutdown", &mysql.MySQLError{Number: 1053}, true},
+		{"galera node not ready", &mysql.MySQLError{Number: 1047, Message: "WSREP has not yet prepared node for application use"}, true},
+		{"galera not in the primary component", &mysql.MySQLError{Number: 1180, Message: "Error while appending streaming replication fragment(provider status: Not connected to Primary Component)"}, true},
+		{"certification conflict", &mysql.MySQLError{Number: 1213}, false},
 		{"syntax error", &mysql.MySQLError{Number: 1064}, false},
 		{"cancelled context", context.Canceled, false},
 		{"conflict", ErrConflict, false},
@@ -388,4 +392,57 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+func TestBrokenAtWrite(t *testing.T) {
+	t.Parallel()
+	s := &Store{dialect: dialectMySQL}
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"connection reset at COMMIT", fmt.Errorf("commit: %w", syscall.ECONNRESET), true},
+		{"galera lost the primary component at COMMIT", &mysql.MySQLError{Number: 1180}, true},
+		// Refused before it ran: nothing was written.
+		{"galera node not ready", &mysql.MySQLError{Number: 1047}, false},
+		{"certification conflict", &mysql.MySQLError{Number: 1213}, false},
+		{"dial refused", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, false},
+	}
+	for _, tt := range tests {
+		if got := s.brokenAtWrite(tt.err); got != tt.want {
+			t.Errorf("%s: brokenAtWrite(%v) = %v, want %v", tt.name, tt.err, got, tt.want)
+		}
+	}
+}
+
+// A write that loses its race on every attempt (a certification conflict on
+// Galera, each time) gives up after maxTxAttempts as ErrUnavailable, never
+// as a bare database error.
+func TestRetry_exhausted(t *testing.T) {
+	t.Parallel()
+	s := &Store{log: slog.New(slog.DiscardHandler), timeout: time.Minute}
+	tests := []struct {
+		name            string
+		err             error
+		wantAttempts    int
+		wantUnavailable bool
+	}{
+		{"certification conflict every time", &mysql.MySQLError{Number: 1213}, maxTxAttempts, true},
+		{"duplicate key every time", gorm.ErrDuplicatedKey, maxTxAttempts, true},
+		{"group replication certification every time", &mysql.MySQLError{Number: 3101}, maxTxAttempts, true},
+		{"syntax error", &mysql.MySQLError{Number: 1064}, 1, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			attempts := 0
+			err := s.withRetry(context.Background(), func(context.Context) error {
+				attempts++
+				return tt.err
+			})
+			if attempts != tt.wantAttempts || errors.Is(err, ErrUnavailable) != tt.wantUnavailable || !errors.Is(err, tt.err) {
+				t.Errorf("after %d attempts: %v; want %d attempts, unavailable %v", attempts, err, tt.wantAttempts, tt.wantUnavailable)
+			}
+		})
+	}
 }

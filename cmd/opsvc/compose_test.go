@@ -116,3 +116,67 @@ func TestHealthcheckCommand(t *testing.T) {
 		t.Fatalf("nothing listening: exit %d, want 1", got)
 	}
 }
+
+// docker-compose.galera.yml (README: Scaling out) is checked the same way:
+// three Galera nodes with the durable flush settings, one instance on each of
+// two nodes, and a load balancer that asks their /readyz.
+func TestDockerComposeGalera(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "docker-compose.galera.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		Services map[string]struct {
+			Image       string
+			Build       any
+			Command     []string
+			Environment map[string]string
+			DependsOn   map[string]struct{ Condition string } `yaml:"depends_on"`
+			Healthcheck struct{ Test []string }
+		}
+		Configs map[string]struct{ Content string }
+	}
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		t.Fatalf("docker-compose.galera.yml: %v", err)
+	}
+	cnf := c.Configs["galera-cnf"].Content
+	for _, want := range []string{"wsrep_on=ON", "innodb_flush_log_at_trx_commit=1", "sync_binlog=1", "binlog_format=ROW", "innodb_autoinc_lock_mode=2"} {
+		if !strings.Contains(cnf, want+"\n") {
+			t.Errorf("galera-cnf lacks %s", want)
+		}
+	}
+	bootstraps := 0
+	for _, name := range []string{"galera1", "galera2", "galera3"} {
+		n := c.Services[name]
+		if !strings.HasPrefix(n.Image, "mariadb:") || !strings.Contains(strings.Join(n.Healthcheck.Test, " "), "--galera_online") {
+			t.Errorf("%s: image %q, health check %v", name, n.Image, n.Healthcheck.Test)
+		}
+		for _, arg := range n.Command {
+			if arg == "--wsrep-new-cluster" {
+				bootstraps++
+			}
+		}
+	}
+	if bootstraps != 1 {
+		t.Errorf("%d nodes bootstrap a new cluster, want exactly 1", bootstraps)
+	}
+	nodes := map[string]bool{}
+	for _, name := range []string{"opsvc1", "opsvc2"} {
+		s := c.Services[name]
+		u := s.Environment["DATABASE_URL"]
+		host, _, _ := strings.Cut(u[strings.LastIndex(u, "@")+1:], ":")
+		if s.Build == nil || !strings.HasPrefix(u, "mysql://") || s.DependsOn[host].Condition != "service_healthy" {
+			t.Errorf("%s: build %v, DATABASE_URL %q, depends on %v", name, s.Build, u, s.DependsOn)
+		}
+		nodes[host] = true
+		if s.Environment["AUTH_TOKENS_FILE"] == "" || len(s.Healthcheck.Test) == 0 {
+			t.Errorf("%s: environment %v, health check %v", name, s.Environment, s.Healthcheck.Test)
+		}
+	}
+	if len(nodes) != 2 {
+		t.Errorf("the instances use nodes %v, want two different ones", nodes)
+	}
+	if lb := c.Configs["haproxy-cfg"].Content; !strings.Contains(lb, "GET /readyz") {
+		t.Errorf("the load balancer does not ask /readyz:\n%s", lb)
+	}
+}
