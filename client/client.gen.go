@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -20,6 +21,51 @@ import (
 	"github.com/oapi-codegen/runtime"
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
+
+// Defines values for DeliveryState.
+const (
+	DeliveryStateCanceled  DeliveryState = "canceled"
+	DeliveryStateDelivered DeliveryState = "delivered"
+	DeliveryStateFailed    DeliveryState = "failed"
+	DeliveryStatePending   DeliveryState = "pending"
+)
+
+// Valid indicates whether the value is a known member of the DeliveryState enum.
+func (e DeliveryState) Valid() bool {
+	switch e {
+	case DeliveryStateCanceled:
+		return true
+	case DeliveryStateDelivered:
+		return true
+	case DeliveryStateFailed:
+		return true
+	case DeliveryStatePending:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for EventType.
+const (
+	EventTypeIccOperationUpdated EventType = "icc_operation.updated"
+	EventTypeOperationTerminal   EventType = "operation.terminal"
+	EventTypeOperationUpdated    EventType = "operation.updated"
+)
+
+// Valid indicates whether the value is a known member of the EventType enum.
+func (e EventType) Valid() bool {
+	switch e {
+	case EventTypeIccOperationUpdated:
+		return true
+	case EventTypeOperationTerminal:
+		return true
+	case EventTypeOperationUpdated:
+		return true
+	default:
+		return false
+	}
+}
 
 // Defines values for HealthStatus.
 const (
@@ -353,6 +399,62 @@ type ClusterSummary struct {
 //
 // Example: a80c1728-cc0c-11e6-8080-525400060300
 type ConnectionID = openapi_types.UUID
+
+// Delivery defines model for Delivery.
+type Delivery struct {
+	Attempts  int       `json:"attempts"`
+	CreatedAt time.Time `json:"created_at"`
+
+	// EventType * `operation.terminal`: an MSF operation reached `completed`, `failed` or `canceled`
+	//   (once per operation: re-sending the terminal notification sends no second event).
+	// * `operation.updated`: every accepted MSF notification (A1 answered 200) that changed
+	//   the stored record; a repeat of the stored notification may send one or not.
+	// * `icc_operation.updated`: every accepted ICC write (B2 answered 200 or 201).
+	EventType     EventType  `json:"event_type"`
+	LastAttemptAt *time.Time `json:"last_attempt_at,omitempty"`
+
+	// LastError Why the last attempt failed, when it did.
+	LastError *string `json:"last_error,omitempty"`
+
+	// LastStatusCode The HTTP status of the last attempt, when it got one.
+	LastStatusCode *int `json:"last_status_code,omitempty"`
+
+	// NextAttemptAt While pending, when the next attempt is due.
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+
+	// OperationId 1 to 128 characters of `A-Z a-z 0-9 . _ ~ -`, case-sensitive.
+	//
+	// Example: op-20261123-0001
+	OperationId OperationID `json:"operation_id"`
+
+	// State `pending` (not delivered yet: due at `next_attempt_at`), `delivered` (a 2xx
+	// answer), `failed` (no 2xx within `WEBHOOK_RETRY_PERIOD`, or 410), `canceled` (the
+	// subscription was disabled first).
+	State DeliveryState `json:"state"`
+
+	// WebhookId The `webhook-id` header, the same on every attempt of this event.
+	//
+	// Example: msg_2q7c4m1x9k0v8d3j5n6p7r8t9w
+	WebhookId string `json:"webhook_id"`
+}
+
+// DeliveryState `pending` (not delivered yet: due at `next_attempt_at`), `delivered` (a 2xx
+// answer), `failed` (no 2xx within `WEBHOOK_RETRY_PERIOD`, or 410), `canceled` (the
+// subscription was disabled first).
+type DeliveryState string
+
+// DeliveryList defines model for DeliveryList.
+type DeliveryList struct {
+	Deliveries []Delivery `json:"deliveries"`
+}
+
+// EventType * `operation.terminal`: an MSF operation reached `completed`, `failed` or `canceled`
+//
+//		(once per operation: re-sending the terminal notification sends no second event).
+//	  - `operation.updated`: every accepted MSF notification (A1 answered 200) that changed
+//	    the stored record; a repeat of the stored notification may send one or not.
+//	  - `icc_operation.updated`: every accepted ICC write (B2 answered 200 or 201).
+type EventType string
 
 // Health defines model for Health.
 type Health struct {
@@ -836,6 +938,93 @@ type Status string
 // StatusCode Process result, with the same policy as REST response codes (200 = OK).
 type StatusCode = int
 
+// Subscription defines model for Subscription.
+type Subscription struct {
+	// Active False once the receiver answered `410 Gone`; nothing more is delivered to it.
+	Active    bool      `json:"active"`
+	CreatedAt time.Time `json:"created_at"`
+
+	// DisabledReason Why it is no longer active.
+	DisabledReason *string     `json:"disabled_reason,omitempty"`
+	Events         []EventType `json:"events"`
+
+	// Filter Narrows the events a subscription receives; every member given must match.
+	// Unknown members are refused.
+	Filter *SubscriptionFilter `json:"filter,omitempty"`
+
+	// Id `sub_` and 26 lower-case letters and digits.
+	//
+	// Example: sub_2q7c4m1x9k0v8d3j5n6p7r8t9w
+	Id  SubscriptionID `json:"id"`
+	Url string         `json:"url"`
+}
+
+// SubscriptionCreate defines model for SubscriptionCreate.
+type SubscriptionCreate struct {
+	Events []EventType `json:"events"`
+
+	// Filter Narrows the events a subscription receives; every member given must match.
+	// Unknown members are refused.
+	Filter *SubscriptionFilter `json:"filter,omitempty"`
+
+	// Secret A Standard Webhooks secret, `whsec_` and the base64 of 24 to 64 random bytes; generated when absent.
+	Secret *string `json:"secret,omitempty"`
+
+	// Url Where events are POSTed; `http` or `https`.
+	//
+	// Example: https://orchestrator.example.net/hooks/opsvc
+	Url string `json:"url"`
+}
+
+// SubscriptionCreated A new subscription, with its secret (shown this once).
+type SubscriptionCreated struct {
+	// Active False once the receiver answered `410 Gone`; nothing more is delivered to it.
+	Active    bool      `json:"active"`
+	CreatedAt time.Time `json:"created_at"`
+
+	// DisabledReason Why it is no longer active.
+	DisabledReason *string     `json:"disabled_reason,omitempty"`
+	Events         []EventType `json:"events"`
+
+	// Filter Narrows the events a subscription receives; every member given must match.
+	// Unknown members are refused.
+	Filter *SubscriptionFilter `json:"filter,omitempty"`
+
+	// Id `sub_` and 26 lower-case letters and digits.
+	//
+	// Example: sub_2q7c4m1x9k0v8d3j5n6p7r8t9w
+	Id SubscriptionID `json:"id"`
+
+	// Secret The signing secret, `whsec_` and base64.
+	//
+	// Example: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+	Secret string `json:"secret"`
+	Url    string `json:"url"`
+}
+
+// SubscriptionFilter Narrows the events a subscription receives; every member given must match.
+// Unknown members are refused.
+type SubscriptionFilter struct {
+	// OperationIdPrefix The operation id starts with this.
+	OperationIdPrefix *string `json:"operation_id_prefix,omitempty"`
+
+	// Statuses The operation's `status` (MSF) or `operation_status` (ICC) is one of these.
+	Statuses *[]string `json:"statuses,omitempty"`
+
+	// TenantId ICC events of this tenant only; a subscription with it receives no MSF event.
+	TenantId *TenantID `json:"tenant_id,omitempty"`
+}
+
+// SubscriptionID `sub_` and 26 lower-case letters and digits.
+//
+// Example: sub_2q7c4m1x9k0v8d3j5n6p7r8t9w
+type SubscriptionID = string
+
+// SubscriptionList defines model for SubscriptionList.
+type SubscriptionList struct {
+	Subscriptions []Subscription `json:"subscriptions"`
+}
+
 // TargetCluster defines model for TargetCluster.
 type TargetCluster struct {
 	// ClusterId 1 to 64 characters, not beginning or ending with white space (MySQL compares text
@@ -910,6 +1099,9 @@ type MSFInternal = MSFError
 // MSFNotFound The MSF error format. `error_message` names the offending field and the reason.
 type MSFNotFound = MSFError
 
+// MSFSubscriptionNotFound The MSF error format. `error_message` names the offending field and the reason.
+type MSFSubscriptionNotFound = MSFError
+
 // MSFTooLarge The MSF error format. `error_message` names the offending field and the reason.
 type MSFTooLarge = MSFError
 
@@ -983,6 +1175,12 @@ type GetOperationParams struct {
 	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
 }
 
+// ListSubscriptionDeliveriesParams defines parameters for ListSubscriptionDeliveries.
+type ListSubscriptionDeliveriesParams struct {
+	// Limit At most this many deliveries (1 to 1000, default 100).
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
 // ListICCOperationsV2Params defines parameters for ListICCOperationsV2.
 type ListICCOperationsV2Params struct {
 	// Id Operation ID.
@@ -1040,6 +1238,9 @@ type PutICCOperationJSONRequestBody = ICCOperationWrite
 
 // PutOperationJSONRequestBody defines body for PutOperation for application/json ContentType.
 type PutOperationJSONRequestBody = Operation
+
+// CreateSubscriptionJSONRequestBody defines body for CreateSubscription for application/json ContentType.
+type CreateSubscriptionJSONRequestBody = SubscriptionCreate
 
 // AsOperationIDList returns the union data inside the ListOperations200JSONResponseBody as a OperationIDList
 func (t ListOperations200JSONResponseBody) AsOperationIDList() (OperationIDList, error) {
@@ -1349,6 +1550,82 @@ type ClientInterface interface {
 	//
 	// Corresponds with PUT /v1/operations/{operation_id} (the `PutOperation` operationId).
 	PutOperation(ctx context.Context, operationId OperationID, body PutOperationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListSubscriptions List the subscriptions (admin only), without their secrets
+	//
+	// Corresponds with GET /v1/subscriptions (the `ListSubscriptions` operationId).
+	ListSubscriptions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateSubscriptionWithBody Subscribe a URL to operation events (signed webhooks)
+	//
+	// Admin only: an `X-Auth-Token` with the `admin` role is required, even from
+	// `MSF_ALLOWED_CIDRS` (403 `990003` otherwise).
+	//
+	// * `url` must be `http` or `https`, with a host. Its host is resolved, and a name or
+	//   address that is (or resolves to) a loopback, private, link-local, shared (CGNAT),
+	//   unspecified or multicast address is refused with 400 `010002` naming `url`, unless
+	//   the address is in `WEBHOOK_ALLOWED_CIDRS`. The check is made again at every
+	//   delivery, on the address actually connected to (DNS rebinding).
+	// * `secret`, when given, is a Standard Webhooks secret: `whsec_` and the base64 of 24
+	//   to 64 bytes. When absent one is generated. The answer shows it; it is never shown
+	//   again.
+	// * `events` names one or more of the event types (see `WebhookEvent`); `filter`
+	//   narrows them.
+	//
+	// The subscription receives the events of every notification acknowledged from now
+	// on by this instance, and by every other instance on the same database from at most
+	// `WEBHOOK_REFRESH_INTERVAL` on.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/subscriptions (the `CreateSubscription` operationId).
+	CreateSubscriptionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateSubscription Subscribe a URL to operation events (signed webhooks)
+	//
+	// Admin only: an `X-Auth-Token` with the `admin` role is required, even from
+	// `MSF_ALLOWED_CIDRS` (403 `990003` otherwise).
+	//
+	// * `url` must be `http` or `https`, with a host. Its host is resolved, and a name or
+	//   address that is (or resolves to) a loopback, private, link-local, shared (CGNAT),
+	//   unspecified or multicast address is refused with 400 `010002` naming `url`, unless
+	//   the address is in `WEBHOOK_ALLOWED_CIDRS`. The check is made again at every
+	//   delivery, on the address actually connected to (DNS rebinding).
+	// * `secret`, when given, is a Standard Webhooks secret: `whsec_` and the base64 of 24
+	//   to 64 bytes. When absent one is generated. The answer shows it; it is never shown
+	//   again.
+	// * `events` names one or more of the event types (see `WebhookEvent`); `filter`
+	//   narrows them.
+	//
+	// The subscription receives the events of every notification acknowledged from now
+	// on by this instance, and by every other instance on the same database from at most
+	// `WEBHOOK_REFRESH_INTERVAL` on.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/subscriptions (the `CreateSubscription` operationId).
+	CreateSubscription(ctx context.Context, body CreateSubscriptionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteSubscription Delete a subscription (admin only)
+	//
+	// Its pending deliveries are dropped, and its delivery history with it.
+	//
+	// Corresponds with DELETE /v1/subscriptions/{subscription_id} (the `DeleteSubscription` operationId).
+	DeleteSubscription(ctx context.Context, subscriptionId SubscriptionID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetSubscription Show one subscription (admin only), without its secret
+	//
+	// Corresponds with GET /v1/subscriptions/{subscription_id} (the `GetSubscription` operationId).
+	GetSubscription(ctx context.Context, subscriptionId SubscriptionID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListSubscriptionDeliveries The latest deliveries of a subscription (admin only)
+	//
+	// Newest first, at most `limit`: each event's webhook id, its state, the number of
+	// attempts, the last attempt's time and outcome, and, while pending, when the next
+	// attempt is due. Finished deliveries are kept for `WEBHOOK_RETENTION`.
+	//
+	// Corresponds with GET /v1/subscriptions/{subscription_id}/deliveries (the `ListSubscriptionDeliveries` operationId).
+	ListSubscriptionDeliveries(ctx context.Context, subscriptionId SubscriptionID, params *ListSubscriptionDeliveriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListICCOperationsV2 List operations (ICC API v2.0)
 	//
@@ -1665,6 +1942,142 @@ func (c *RawClient) PutOperationWithBody(ctx context.Context, operationId Operat
 // Corresponds with PUT /v1/operations/{operation_id} (the `PutOperation` operationId).
 func (c *RawClient) PutOperation(ctx context.Context, operationId OperationID, body PutOperationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewPutOperationRequest(c.Server, operationId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListSubscriptions List the subscriptions (admin only), without their secrets
+//
+// Corresponds with GET /v1/subscriptions (the `ListSubscriptions` operationId).
+func (c *RawClient) ListSubscriptions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListSubscriptionsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateSubscriptionWithBody Subscribe a URL to operation events (signed webhooks)
+//
+// Admin only: an `X-Auth-Token` with the `admin` role is required, even from
+// `MSF_ALLOWED_CIDRS` (403 `990003` otherwise).
+//
+//   - `url` must be `http` or `https`, with a host. Its host is resolved, and a name or
+//     address that is (or resolves to) a loopback, private, link-local, shared (CGNAT),
+//     unspecified or multicast address is refused with 400 `010002` naming `url`, unless
+//     the address is in `WEBHOOK_ALLOWED_CIDRS`. The check is made again at every
+//     delivery, on the address actually connected to (DNS rebinding).
+//   - `secret`, when given, is a Standard Webhooks secret: `whsec_` and the base64 of 24
+//     to 64 bytes. When absent one is generated. The answer shows it; it is never shown
+//     again.
+//   - `events` names one or more of the event types (see `WebhookEvent`); `filter`
+//     narrows them.
+//
+// The subscription receives the events of every notification acknowledged from now
+// on by this instance, and by every other instance on the same database from at most
+// `WEBHOOK_REFRESH_INTERVAL` on.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/subscriptions (the `CreateSubscription` operationId).
+func (c *RawClient) CreateSubscriptionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateSubscriptionRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateSubscription Subscribe a URL to operation events (signed webhooks)
+//
+// Admin only: an `X-Auth-Token` with the `admin` role is required, even from
+// `MSF_ALLOWED_CIDRS` (403 `990003` otherwise).
+//
+//   - `url` must be `http` or `https`, with a host. Its host is resolved, and a name or
+//     address that is (or resolves to) a loopback, private, link-local, shared (CGNAT),
+//     unspecified or multicast address is refused with 400 `010002` naming `url`, unless
+//     the address is in `WEBHOOK_ALLOWED_CIDRS`. The check is made again at every
+//     delivery, on the address actually connected to (DNS rebinding).
+//   - `secret`, when given, is a Standard Webhooks secret: `whsec_` and the base64 of 24
+//     to 64 bytes. When absent one is generated. The answer shows it; it is never shown
+//     again.
+//   - `events` names one or more of the event types (see `WebhookEvent`); `filter`
+//     narrows them.
+//
+// The subscription receives the events of every notification acknowledged from now
+// on by this instance, and by every other instance on the same database from at most
+// `WEBHOOK_REFRESH_INTERVAL` on.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/subscriptions (the `CreateSubscription` operationId).
+func (c *RawClient) CreateSubscription(ctx context.Context, body CreateSubscriptionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateSubscriptionRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteSubscription Delete a subscription (admin only)
+//
+// Its pending deliveries are dropped, and its delivery history with it.
+//
+// Corresponds with DELETE /v1/subscriptions/{subscription_id} (the `DeleteSubscription` operationId).
+func (c *RawClient) DeleteSubscription(ctx context.Context, subscriptionId SubscriptionID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteSubscriptionRequest(c.Server, subscriptionId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetSubscription Show one subscription (admin only), without its secret
+//
+// Corresponds with GET /v1/subscriptions/{subscription_id} (the `GetSubscription` operationId).
+func (c *RawClient) GetSubscription(ctx context.Context, subscriptionId SubscriptionID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetSubscriptionRequest(c.Server, subscriptionId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListSubscriptionDeliveries The latest deliveries of a subscription (admin only)
+//
+// Newest first, at most `limit`: each event's webhook id, its state, the number of
+// attempts, the last attempt's time and outcome, and, while pending, when the next
+// attempt is due. Finished deliveries are kept for `WEBHOOK_RETENTION`.
+//
+// Corresponds with GET /v1/subscriptions/{subscription_id}/deliveries (the `ListSubscriptionDeliveries` operationId).
+func (c *RawClient) ListSubscriptionDeliveries(ctx context.Context, subscriptionId SubscriptionID, params *ListSubscriptionDeliveriesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListSubscriptionDeliveriesRequest(c.Server, subscriptionId, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2252,6 +2665,202 @@ func NewPutOperationRequestWithBody(server string, operationId OperationID, cont
 	return req, nil
 }
 
+// NewListSubscriptionsRequest constructs an http.Request for the ListSubscriptions method
+func NewListSubscriptionsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/subscriptions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateSubscriptionRequest calls the generic CreateSubscription builder with application/json body
+func NewCreateSubscriptionRequest(server string, body CreateSubscriptionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateSubscriptionRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateSubscriptionRequestWithBody constructs an http.Request for the CreateSubscription method, with any body, and a specified content type
+func NewCreateSubscriptionRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/subscriptions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteSubscriptionRequest constructs an http.Request for the DeleteSubscription method
+func NewDeleteSubscriptionRequest(server string, subscriptionId SubscriptionID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "subscription_id", subscriptionId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/subscriptions/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetSubscriptionRequest constructs an http.Request for the GetSubscription method
+func NewGetSubscriptionRequest(server string, subscriptionId SubscriptionID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "subscription_id", subscriptionId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/subscriptions/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListSubscriptionDeliveriesRequest constructs an http.Request for the ListSubscriptionDeliveries method
+func NewListSubscriptionDeliveriesRequest(server string, subscriptionId SubscriptionID, params *ListSubscriptionDeliveriesParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "subscription_id", subscriptionId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/subscriptions/%s/deliveries", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListICCOperationsV2Request constructs an http.Request for the ListICCOperationsV2 method
 func NewListICCOperationsV2Request(server string, params *ListICCOperationsV2Params) (*http.Request, error) {
 	var err error
@@ -2756,6 +3365,90 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PUT /v1/operations/{operation_id} (the `PutOperation` operationId).
 	PutOperationWithResponse(ctx context.Context, operationId OperationID, body PutOperationJSONRequestBody, reqEditors ...RequestEditorFn) (*PutOperationResponse, error)
+
+	// ListSubscriptionsWithResponse List the subscriptions (admin only), without their secrets
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/subscriptions (the `ListSubscriptions` operationId).
+	ListSubscriptionsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListSubscriptionsResponse, error)
+
+	// CreateSubscriptionWithBodyWithResponse Subscribe a URL to operation events (signed webhooks)
+	//
+	// Admin only: an `X-Auth-Token` with the `admin` role is required, even from
+	// `MSF_ALLOWED_CIDRS` (403 `990003` otherwise).
+	//
+	// * `url` must be `http` or `https`, with a host. Its host is resolved, and a name or
+	//   address that is (or resolves to) a loopback, private, link-local, shared (CGNAT),
+	//   unspecified or multicast address is refused with 400 `010002` naming `url`, unless
+	//   the address is in `WEBHOOK_ALLOWED_CIDRS`. The check is made again at every
+	//   delivery, on the address actually connected to (DNS rebinding).
+	// * `secret`, when given, is a Standard Webhooks secret: `whsec_` and the base64 of 24
+	//   to 64 bytes. When absent one is generated. The answer shows it; it is never shown
+	//   again.
+	// * `events` names one or more of the event types (see `WebhookEvent`); `filter`
+	//   narrows them.
+	//
+	// The subscription receives the events of every notification acknowledged from now
+	// on by this instance, and by every other instance on the same database from at most
+	// `WEBHOOK_REFRESH_INTERVAL` on.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/subscriptions (the `CreateSubscription` operationId).
+	CreateSubscriptionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateSubscriptionResponse, error)
+
+	// CreateSubscriptionWithResponse Subscribe a URL to operation events (signed webhooks)
+	//
+	// Admin only: an `X-Auth-Token` with the `admin` role is required, even from
+	// `MSF_ALLOWED_CIDRS` (403 `990003` otherwise).
+	//
+	// * `url` must be `http` or `https`, with a host. Its host is resolved, and a name or
+	//   address that is (or resolves to) a loopback, private, link-local, shared (CGNAT),
+	//   unspecified or multicast address is refused with 400 `010002` naming `url`, unless
+	//   the address is in `WEBHOOK_ALLOWED_CIDRS`. The check is made again at every
+	//   delivery, on the address actually connected to (DNS rebinding).
+	// * `secret`, when given, is a Standard Webhooks secret: `whsec_` and the base64 of 24
+	//   to 64 bytes. When absent one is generated. The answer shows it; it is never shown
+	//   again.
+	// * `events` names one or more of the event types (see `WebhookEvent`); `filter`
+	//   narrows them.
+	//
+	// The subscription receives the events of every notification acknowledged from now
+	// on by this instance, and by every other instance on the same database from at most
+	// `WEBHOOK_REFRESH_INTERVAL` on.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/subscriptions (the `CreateSubscription` operationId).
+	CreateSubscriptionWithResponse(ctx context.Context, body CreateSubscriptionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateSubscriptionResponse, error)
+
+	// DeleteSubscriptionWithResponse Delete a subscription (admin only)
+	//
+	// Its pending deliveries are dropped, and its delivery history with it.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/subscriptions/{subscription_id} (the `DeleteSubscription` operationId).
+	DeleteSubscriptionWithResponse(ctx context.Context, subscriptionId SubscriptionID, reqEditors ...RequestEditorFn) (*DeleteSubscriptionResponse, error)
+
+	// GetSubscriptionWithResponse Show one subscription (admin only), without its secret
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/subscriptions/{subscription_id} (the `GetSubscription` operationId).
+	GetSubscriptionWithResponse(ctx context.Context, subscriptionId SubscriptionID, reqEditors ...RequestEditorFn) (*GetSubscriptionResponse, error)
+
+	// ListSubscriptionDeliveriesWithResponse The latest deliveries of a subscription (admin only)
+	//
+	// Newest first, at most `limit`: each event's webhook id, its state, the number of
+	// attempts, the last attempt's time and outcome, and, while pending, when the next
+	// attempt is due. Finished deliveries are kept for `WEBHOOK_RETENTION`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/subscriptions/{subscription_id}/deliveries (the `ListSubscriptionDeliveries` operationId).
+	ListSubscriptionDeliveriesWithResponse(ctx context.Context, subscriptionId SubscriptionID, params *ListSubscriptionDeliveriesParams, reqEditors ...RequestEditorFn) (*ListSubscriptionDeliveriesResponse, error)
 
 	// ListICCOperationsV2WithResponse List operations (ICC API v2.0)
 	//
@@ -3445,6 +4138,365 @@ func (r PutOperationResponse) ContentType() string {
 	return ""
 }
 
+type ListSubscriptionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SubscriptionList
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *MSFForbidden
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *MSFInternal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *MSFUnavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListSubscriptionsResponse) GetJSON200() *SubscriptionList {
+	return r.JSON200
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ListSubscriptionsResponse) GetJSON403() *MSFForbidden {
+	return r.JSON403
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListSubscriptionsResponse) GetJSON500() *MSFInternal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListSubscriptionsResponse) GetJSON503() *MSFUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListSubscriptionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListSubscriptionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListSubscriptionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListSubscriptionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type CreateSubscriptionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *SubscriptionCreated
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *MSFBadRequest
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *MSFForbidden
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *MSFTooLarge
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *MSFInternal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *MSFUnavailable
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateSubscriptionResponse) GetJSON201() *SubscriptionCreated {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CreateSubscriptionResponse) GetJSON400() *MSFBadRequest {
+	return r.JSON400
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CreateSubscriptionResponse) GetJSON403() *MSFForbidden {
+	return r.JSON403
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r CreateSubscriptionResponse) GetJSON413() *MSFTooLarge {
+	return r.JSON413
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r CreateSubscriptionResponse) GetJSON500() *MSFInternal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CreateSubscriptionResponse) GetJSON503() *MSFUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateSubscriptionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateSubscriptionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateSubscriptionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateSubscriptionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteSubscriptionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *MSFBadRequest
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *MSFForbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *MSFSubscriptionNotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *MSFInternal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *MSFUnavailable
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteSubscriptionResponse) GetJSON400() *MSFBadRequest {
+	return r.JSON400
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r DeleteSubscriptionResponse) GetJSON403() *MSFForbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r DeleteSubscriptionResponse) GetJSON404() *MSFSubscriptionNotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r DeleteSubscriptionResponse) GetJSON500() *MSFInternal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DeleteSubscriptionResponse) GetJSON503() *MSFUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteSubscriptionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteSubscriptionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteSubscriptionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteSubscriptionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetSubscriptionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Subscription
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *MSFBadRequest
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *MSFForbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *MSFSubscriptionNotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *MSFInternal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *MSFUnavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetSubscriptionResponse) GetJSON200() *Subscription {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetSubscriptionResponse) GetJSON400() *MSFBadRequest {
+	return r.JSON400
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GetSubscriptionResponse) GetJSON403() *MSFForbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetSubscriptionResponse) GetJSON404() *MSFSubscriptionNotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetSubscriptionResponse) GetJSON500() *MSFInternal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetSubscriptionResponse) GetJSON503() *MSFUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetSubscriptionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetSubscriptionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetSubscriptionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetSubscriptionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListSubscriptionDeliveriesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DeliveryList
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *MSFBadRequest
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *MSFForbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *MSFSubscriptionNotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *MSFInternal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *MSFUnavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListSubscriptionDeliveriesResponse) GetJSON200() *DeliveryList {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListSubscriptionDeliveriesResponse) GetJSON400() *MSFBadRequest {
+	return r.JSON400
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ListSubscriptionDeliveriesResponse) GetJSON403() *MSFForbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ListSubscriptionDeliveriesResponse) GetJSON404() *MSFSubscriptionNotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListSubscriptionDeliveriesResponse) GetJSON500() *MSFInternal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListSubscriptionDeliveriesResponse) GetJSON503() *MSFUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListSubscriptionDeliveriesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListSubscriptionDeliveriesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListSubscriptionDeliveriesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListSubscriptionDeliveriesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListICCOperationsV2Response200Headers the declared response headers of an HTTP 200 response for ListICCOperationsV2
 type ListICCOperationsV2Response200Headers struct {
 	Link *string
@@ -3948,6 +5000,126 @@ func (c *ClientWithResponses) PutOperationWithResponse(ctx context.Context, oper
 		return nil, err
 	}
 	return ParsePutOperationResponse(rsp)
+}
+
+// ListSubscriptionsWithResponse List the subscriptions (admin only), without their secrets
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/subscriptions (the `ListSubscriptions` operationId).
+func (c *ClientWithResponses) ListSubscriptionsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListSubscriptionsResponse, error) {
+	rsp, err := c.ListSubscriptions(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListSubscriptionsResponse(rsp)
+}
+
+// CreateSubscriptionWithBodyWithResponse Subscribe a URL to operation events (signed webhooks)
+//
+// Admin only: an `X-Auth-Token` with the `admin` role is required, even from
+// `MSF_ALLOWED_CIDRS` (403 `990003` otherwise).
+//
+//   - `url` must be `http` or `https`, with a host. Its host is resolved, and a name or
+//     address that is (or resolves to) a loopback, private, link-local, shared (CGNAT),
+//     unspecified or multicast address is refused with 400 `010002` naming `url`, unless
+//     the address is in `WEBHOOK_ALLOWED_CIDRS`. The check is made again at every
+//     delivery, on the address actually connected to (DNS rebinding).
+//   - `secret`, when given, is a Standard Webhooks secret: `whsec_` and the base64 of 24
+//     to 64 bytes. When absent one is generated. The answer shows it; it is never shown
+//     again.
+//   - `events` names one or more of the event types (see `WebhookEvent`); `filter`
+//     narrows them.
+//
+// The subscription receives the events of every notification acknowledged from now
+// on by this instance, and by every other instance on the same database from at most
+// `WEBHOOK_REFRESH_INTERVAL` on.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/subscriptions (the `CreateSubscription` operationId).
+func (c *ClientWithResponses) CreateSubscriptionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateSubscriptionResponse, error) {
+	rsp, err := c.CreateSubscriptionWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateSubscriptionResponse(rsp)
+}
+
+// CreateSubscriptionWithResponse Subscribe a URL to operation events (signed webhooks)
+//
+// Admin only: an `X-Auth-Token` with the `admin` role is required, even from
+// `MSF_ALLOWED_CIDRS` (403 `990003` otherwise).
+//
+//   - `url` must be `http` or `https`, with a host. Its host is resolved, and a name or
+//     address that is (or resolves to) a loopback, private, link-local, shared (CGNAT),
+//     unspecified or multicast address is refused with 400 `010002` naming `url`, unless
+//     the address is in `WEBHOOK_ALLOWED_CIDRS`. The check is made again at every
+//     delivery, on the address actually connected to (DNS rebinding).
+//   - `secret`, when given, is a Standard Webhooks secret: `whsec_` and the base64 of 24
+//     to 64 bytes. When absent one is generated. The answer shows it; it is never shown
+//     again.
+//   - `events` names one or more of the event types (see `WebhookEvent`); `filter`
+//     narrows them.
+//
+// The subscription receives the events of every notification acknowledged from now
+// on by this instance, and by every other instance on the same database from at most
+// `WEBHOOK_REFRESH_INTERVAL` on.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/subscriptions (the `CreateSubscription` operationId).
+func (c *ClientWithResponses) CreateSubscriptionWithResponse(ctx context.Context, body CreateSubscriptionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateSubscriptionResponse, error) {
+	rsp, err := c.CreateSubscription(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateSubscriptionResponse(rsp)
+}
+
+// DeleteSubscriptionWithResponse Delete a subscription (admin only)
+//
+// Its pending deliveries are dropped, and its delivery history with it.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/subscriptions/{subscription_id} (the `DeleteSubscription` operationId).
+func (c *ClientWithResponses) DeleteSubscriptionWithResponse(ctx context.Context, subscriptionId SubscriptionID, reqEditors ...RequestEditorFn) (*DeleteSubscriptionResponse, error) {
+	rsp, err := c.DeleteSubscription(ctx, subscriptionId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteSubscriptionResponse(rsp)
+}
+
+// GetSubscriptionWithResponse Show one subscription (admin only), without its secret
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/subscriptions/{subscription_id} (the `GetSubscription` operationId).
+func (c *ClientWithResponses) GetSubscriptionWithResponse(ctx context.Context, subscriptionId SubscriptionID, reqEditors ...RequestEditorFn) (*GetSubscriptionResponse, error) {
+	rsp, err := c.GetSubscription(ctx, subscriptionId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetSubscriptionResponse(rsp)
+}
+
+// ListSubscriptionDeliveriesWithResponse The latest deliveries of a subscription (admin only)
+//
+// Newest first, at most `limit`: each event's webhook id, its state, the number of
+// attempts, the last attempt's time and outcome, and, while pending, when the next
+// attempt is due. Finished deliveries are kept for `WEBHOOK_RETENTION`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/subscriptions/{subscription_id}/deliveries (the `ListSubscriptionDeliveries` operationId).
+func (c *ClientWithResponses) ListSubscriptionDeliveriesWithResponse(ctx context.Context, subscriptionId SubscriptionID, params *ListSubscriptionDeliveriesParams, reqEditors ...RequestEditorFn) (*ListSubscriptionDeliveriesResponse, error) {
+	rsp, err := c.ListSubscriptionDeliveries(ctx, subscriptionId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListSubscriptionDeliveriesResponse(rsp)
 }
 
 // ListICCOperationsV2WithResponse List operations (ICC API v2.0)
@@ -4524,6 +5696,293 @@ func ParsePutOperationResponse(rsp *http.Response) (*PutOperationResponse, error
 			return nil, err
 		}
 		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest MSFInternal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest MSFUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListSubscriptionsResponse parses an HTTP response from a ListSubscriptionsWithResponse call
+func ParseListSubscriptionsResponse(rsp *http.Response) (*ListSubscriptionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListSubscriptionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SubscriptionList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest MSFForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest MSFInternal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest MSFUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCreateSubscriptionResponse parses an HTTP response from a CreateSubscriptionWithResponse call
+func ParseCreateSubscriptionResponse(rsp *http.Response) (*CreateSubscriptionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateSubscriptionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest SubscriptionCreated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest MSFBadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest MSFForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest MSFTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest MSFInternal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest MSFUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDeleteSubscriptionResponse parses an HTTP response from a DeleteSubscriptionWithResponse call
+func ParseDeleteSubscriptionResponse(rsp *http.Response) (*DeleteSubscriptionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteSubscriptionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest MSFBadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest MSFForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest MSFSubscriptionNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest MSFInternal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest MSFUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetSubscriptionResponse parses an HTTP response from a GetSubscriptionWithResponse call
+func ParseGetSubscriptionResponse(rsp *http.Response) (*GetSubscriptionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetSubscriptionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Subscription
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest MSFBadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest MSFForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest MSFSubscriptionNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest MSFInternal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest MSFUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListSubscriptionDeliveriesResponse parses an HTTP response from a ListSubscriptionDeliveriesWithResponse call
+func ParseListSubscriptionDeliveriesResponse(rsp *http.Response) (*ListSubscriptionDeliveriesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListSubscriptionDeliveriesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DeliveryList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest MSFBadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest MSFForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest MSFSubscriptionNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest MSFInternal

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"path"
 	"strings"
+	"time"
 
 	stdjson "encoding/json"
 
@@ -23,6 +24,51 @@ import (
 	"github.com/oapi-codegen/runtime"
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
+
+// Defines values for DeliveryState.
+const (
+	DeliveryStateCanceled  DeliveryState = "canceled"
+	DeliveryStateDelivered DeliveryState = "delivered"
+	DeliveryStateFailed    DeliveryState = "failed"
+	DeliveryStatePending   DeliveryState = "pending"
+)
+
+// Valid indicates whether the value is a known member of the DeliveryState enum.
+func (e DeliveryState) Valid() bool {
+	switch e {
+	case DeliveryStateCanceled:
+		return true
+	case DeliveryStateDelivered:
+		return true
+	case DeliveryStateFailed:
+		return true
+	case DeliveryStatePending:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for EventType.
+const (
+	EventTypeIccOperationUpdated EventType = "icc_operation.updated"
+	EventTypeOperationTerminal   EventType = "operation.terminal"
+	EventTypeOperationUpdated    EventType = "operation.updated"
+)
+
+// Valid indicates whether the value is a known member of the EventType enum.
+func (e EventType) Valid() bool {
+	switch e {
+	case EventTypeIccOperationUpdated:
+		return true
+	case EventTypeOperationTerminal:
+		return true
+	case EventTypeOperationUpdated:
+		return true
+	default:
+		return false
+	}
+}
 
 // Defines values for HealthStatus.
 const (
@@ -356,6 +402,62 @@ type ClusterSummary struct {
 //
 // Example: a80c1728-cc0c-11e6-8080-525400060300
 type ConnectionID = openapi_types.UUID
+
+// Delivery defines model for Delivery.
+type Delivery struct {
+	Attempts  int       `json:"attempts"`
+	CreatedAt time.Time `json:"created_at"`
+
+	// EventType * `operation.terminal`: an MSF operation reached `completed`, `failed` or `canceled`
+	//   (once per operation: re-sending the terminal notification sends no second event).
+	// * `operation.updated`: every accepted MSF notification (A1 answered 200) that changed
+	//   the stored record; a repeat of the stored notification may send one or not.
+	// * `icc_operation.updated`: every accepted ICC write (B2 answered 200 or 201).
+	EventType     EventType  `json:"event_type"`
+	LastAttemptAt *time.Time `json:"last_attempt_at,omitempty"`
+
+	// LastError Why the last attempt failed, when it did.
+	LastError *string `json:"last_error,omitempty"`
+
+	// LastStatusCode The HTTP status of the last attempt, when it got one.
+	LastStatusCode *int `json:"last_status_code,omitempty"`
+
+	// NextAttemptAt While pending, when the next attempt is due.
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+
+	// OperationId 1 to 128 characters of `A-Z a-z 0-9 . _ ~ -`, case-sensitive.
+	//
+	// Example: op-20261123-0001
+	OperationId OperationID `json:"operation_id"`
+
+	// State `pending` (not delivered yet: due at `next_attempt_at`), `delivered` (a 2xx
+	// answer), `failed` (no 2xx within `WEBHOOK_RETRY_PERIOD`, or 410), `canceled` (the
+	// subscription was disabled first).
+	State DeliveryState `json:"state"`
+
+	// WebhookId The `webhook-id` header, the same on every attempt of this event.
+	//
+	// Example: msg_2q7c4m1x9k0v8d3j5n6p7r8t9w
+	WebhookId string `json:"webhook_id"`
+}
+
+// DeliveryState `pending` (not delivered yet: due at `next_attempt_at`), `delivered` (a 2xx
+// answer), `failed` (no 2xx within `WEBHOOK_RETRY_PERIOD`, or 410), `canceled` (the
+// subscription was disabled first).
+type DeliveryState string
+
+// DeliveryList defines model for DeliveryList.
+type DeliveryList struct {
+	Deliveries []Delivery `json:"deliveries"`
+}
+
+// EventType * `operation.terminal`: an MSF operation reached `completed`, `failed` or `canceled`
+//
+//		(once per operation: re-sending the terminal notification sends no second event).
+//	  - `operation.updated`: every accepted MSF notification (A1 answered 200) that changed
+//	    the stored record; a repeat of the stored notification may send one or not.
+//	  - `icc_operation.updated`: every accepted ICC write (B2 answered 200 or 201).
+type EventType string
 
 // Health defines model for Health.
 type Health struct {
@@ -839,6 +941,93 @@ type Status string
 // StatusCode Process result, with the same policy as REST response codes (200 = OK).
 type StatusCode = int
 
+// Subscription defines model for Subscription.
+type Subscription struct {
+	// Active False once the receiver answered `410 Gone`; nothing more is delivered to it.
+	Active    bool      `json:"active"`
+	CreatedAt time.Time `json:"created_at"`
+
+	// DisabledReason Why it is no longer active.
+	DisabledReason *string     `json:"disabled_reason,omitempty"`
+	Events         []EventType `json:"events"`
+
+	// Filter Narrows the events a subscription receives; every member given must match.
+	// Unknown members are refused.
+	Filter *SubscriptionFilter `json:"filter,omitempty"`
+
+	// Id `sub_` and 26 lower-case letters and digits.
+	//
+	// Example: sub_2q7c4m1x9k0v8d3j5n6p7r8t9w
+	Id  SubscriptionID `json:"id"`
+	Url string         `json:"url"`
+}
+
+// SubscriptionCreate defines model for SubscriptionCreate.
+type SubscriptionCreate struct {
+	Events []EventType `json:"events"`
+
+	// Filter Narrows the events a subscription receives; every member given must match.
+	// Unknown members are refused.
+	Filter *SubscriptionFilter `json:"filter,omitempty"`
+
+	// Secret A Standard Webhooks secret, `whsec_` and the base64 of 24 to 64 random bytes; generated when absent.
+	Secret *string `json:"secret,omitempty"`
+
+	// Url Where events are POSTed; `http` or `https`.
+	//
+	// Example: https://orchestrator.example.net/hooks/opsvc
+	Url string `json:"url"`
+}
+
+// SubscriptionCreated A new subscription, with its secret (shown this once).
+type SubscriptionCreated struct {
+	// Active False once the receiver answered `410 Gone`; nothing more is delivered to it.
+	Active    bool      `json:"active"`
+	CreatedAt time.Time `json:"created_at"`
+
+	// DisabledReason Why it is no longer active.
+	DisabledReason *string     `json:"disabled_reason,omitempty"`
+	Events         []EventType `json:"events"`
+
+	// Filter Narrows the events a subscription receives; every member given must match.
+	// Unknown members are refused.
+	Filter *SubscriptionFilter `json:"filter,omitempty"`
+
+	// Id `sub_` and 26 lower-case letters and digits.
+	//
+	// Example: sub_2q7c4m1x9k0v8d3j5n6p7r8t9w
+	Id SubscriptionID `json:"id"`
+
+	// Secret The signing secret, `whsec_` and base64.
+	//
+	// Example: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+	Secret string `json:"secret"`
+	Url    string `json:"url"`
+}
+
+// SubscriptionFilter Narrows the events a subscription receives; every member given must match.
+// Unknown members are refused.
+type SubscriptionFilter struct {
+	// OperationIdPrefix The operation id starts with this.
+	OperationIdPrefix *string `json:"operation_id_prefix,omitempty"`
+
+	// Statuses The operation's `status` (MSF) or `operation_status` (ICC) is one of these.
+	Statuses *[]string `json:"statuses,omitempty"`
+
+	// TenantId ICC events of this tenant only; a subscription with it receives no MSF event.
+	TenantId *TenantID `json:"tenant_id,omitempty"`
+}
+
+// SubscriptionID `sub_` and 26 lower-case letters and digits.
+//
+// Example: sub_2q7c4m1x9k0v8d3j5n6p7r8t9w
+type SubscriptionID = string
+
+// SubscriptionList defines model for SubscriptionList.
+type SubscriptionList struct {
+	Subscriptions []Subscription `json:"subscriptions"`
+}
+
 // TargetCluster defines model for TargetCluster.
 type TargetCluster struct {
 	// ClusterId 1 to 64 characters, not beginning or ending with white space (MySQL compares text
@@ -913,6 +1102,9 @@ type MSFInternal = MSFError
 // MSFNotFound The MSF error format. `error_message` names the offending field and the reason.
 type MSFNotFound = MSFError
 
+// MSFSubscriptionNotFound The MSF error format. `error_message` names the offending field and the reason.
+type MSFSubscriptionNotFound = MSFError
+
 // MSFTooLarge The MSF error format. `error_message` names the offending field and the reason.
 type MSFTooLarge = MSFError
 
@@ -986,6 +1178,12 @@ type GetOperationParams struct {
 	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
 }
 
+// ListSubscriptionDeliveriesParams defines parameters for ListSubscriptionDeliveries.
+type ListSubscriptionDeliveriesParams struct {
+	// Limit At most this many deliveries (1 to 1000, default 100).
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
 // ListICCOperationsV2Params defines parameters for ListICCOperationsV2.
 type ListICCOperationsV2Params struct {
 	// Id Operation ID.
@@ -1043,6 +1241,9 @@ type PutICCOperationJSONRequestBody = ICCOperationWrite
 
 // PutOperationJSONRequestBody defines body for PutOperation for application/json ContentType.
 type PutOperationJSONRequestBody = Operation
+
+// CreateSubscriptionJSONRequestBody defines body for CreateSubscription for application/json ContentType.
+type CreateSubscriptionJSONRequestBody = SubscriptionCreate
 
 // AsOperationIDList returns the union data inside the ListOperations200JSONResponseBody as a OperationIDList
 func (t ListOperations200JSONResponseBody) AsOperationIDList() (OperationIDList, error) {
@@ -1138,6 +1339,21 @@ type ServerInterface interface {
 	// PutOperation Operation result notification
 	// (PUT /v1/operations/{operation_id})
 	PutOperation(ctx echo.Context, operationId OperationID) error
+	// ListSubscriptions List the subscriptions (admin only), without their secrets
+	// (GET /v1/subscriptions)
+	ListSubscriptions(ctx echo.Context) error
+	// CreateSubscription Subscribe a URL to operation events (signed webhooks)
+	// (POST /v1/subscriptions)
+	CreateSubscription(ctx echo.Context) error
+	// DeleteSubscription Delete a subscription (admin only)
+	// (DELETE /v1/subscriptions/{subscription_id})
+	DeleteSubscription(ctx echo.Context, subscriptionId SubscriptionID) error
+	// GetSubscription Show one subscription (admin only), without its secret
+	// (GET /v1/subscriptions/{subscription_id})
+	GetSubscription(ctx echo.Context, subscriptionId SubscriptionID) error
+	// ListSubscriptionDeliveries The latest deliveries of a subscription (admin only)
+	// (GET /v1/subscriptions/{subscription_id}/deliveries)
+	ListSubscriptionDeliveries(ctx echo.Context, subscriptionId SubscriptionID, params ListSubscriptionDeliveriesParams) error
 	// ListICCOperationsV2 List operations (ICC API v2.0)
 	// (GET /v2.0/operations)
 	ListICCOperationsV2(ctx echo.Context, params ListICCOperationsV2Params) error
@@ -1372,6 +1588,81 @@ func (w *ServerInterfaceWrapper) PutOperation(ctx echo.Context) error {
 	return err
 }
 
+// ListSubscriptions converts echo context to params.
+func (w *ServerInterfaceWrapper) ListSubscriptions(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListSubscriptions(ctx)
+	return err
+}
+
+// CreateSubscription converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateSubscription(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateSubscription(ctx)
+	return err
+}
+
+// DeleteSubscription converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteSubscription(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "subscription_id" -------------
+	var subscriptionId SubscriptionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "subscription_id", ctx.Param("subscription_id"), &subscriptionId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter subscription_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteSubscription(ctx, subscriptionId)
+	return err
+}
+
+// GetSubscription converts echo context to params.
+func (w *ServerInterfaceWrapper) GetSubscription(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "subscription_id" -------------
+	var subscriptionId SubscriptionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "subscription_id", ctx.Param("subscription_id"), &subscriptionId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter subscription_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetSubscription(ctx, subscriptionId)
+	return err
+}
+
+// ListSubscriptionDeliveries converts echo context to params.
+func (w *ServerInterfaceWrapper) ListSubscriptionDeliveries(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "subscription_id" -------------
+	var subscriptionId SubscriptionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "subscription_id", ctx.Param("subscription_id"), &subscriptionId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter subscription_id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListSubscriptionDeliveriesParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListSubscriptionDeliveries(ctx, subscriptionId, params)
+	return err
+}
+
 // ListICCOperationsV2 converts echo context to params.
 func (w *ServerInterfaceWrapper) ListICCOperationsV2(ctx echo.Context) error {
 	var err error
@@ -1571,6 +1862,11 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/readyz", wrapper.Readyz, options.OperationMiddlewares["Readyz"]...)
 	router.GET(options.BaseURL+"/openapi.yaml", wrapper.GetOpenAPI, options.OperationMiddlewares["GetOpenAPI"]...)
 	router.GET(options.BaseURL+"/docs", wrapper.GetDocs, options.OperationMiddlewares["GetDocs"]...)
+	router.GET(options.BaseURL+"/v1/subscriptions", wrapper.ListSubscriptions, options.OperationMiddlewares["ListSubscriptions"]...)
+	router.POST(options.BaseURL+"/v1/subscriptions", wrapper.CreateSubscription, options.OperationMiddlewares["CreateSubscription"]...)
+	router.DELETE(options.BaseURL+"/v1/subscriptions/:subscription_id", wrapper.DeleteSubscription, options.OperationMiddlewares["DeleteSubscription"]...)
+	router.GET(options.BaseURL+"/v1/subscriptions/:subscription_id", wrapper.GetSubscription, options.OperationMiddlewares["GetSubscription"]...)
+	router.GET(options.BaseURL+"/v1/subscriptions/:subscription_id/deliveries", wrapper.ListSubscriptionDeliveries, options.OperationMiddlewares["ListSubscriptionDeliveries"]...)
 
 }
 
@@ -1599,6 +1895,8 @@ type MSFForbiddenJSONResponse MSFError
 type MSFInternalJSONResponse MSFError
 
 type MSFNotFoundJSONResponse MSFError
+
+type MSFSubscriptionNotFoundJSONResponse MSFError
 
 type MSFTooLargeJSONResponse MSFError
 
@@ -2340,6 +2638,438 @@ func (response PutOperation503JSONResponse) VisitPutOperationResponse(w http.Res
 	return err
 }
 
+type ListSubscriptionsRequestObject struct {
+}
+
+type ListSubscriptionsResponseObject interface {
+	VisitListSubscriptionsResponse(w http.ResponseWriter) error
+}
+
+type ListSubscriptions200JSONResponse SubscriptionList
+
+func (response ListSubscriptions200JSONResponse) VisitListSubscriptionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSubscriptions403JSONResponse struct{ MSFForbiddenJSONResponse }
+
+func (response ListSubscriptions403JSONResponse) VisitListSubscriptionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSubscriptions500JSONResponse struct{ MSFInternalJSONResponse }
+
+func (response ListSubscriptions500JSONResponse) VisitListSubscriptionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSubscriptions503JSONResponse struct{ MSFUnavailableJSONResponse }
+
+func (response ListSubscriptions503JSONResponse) VisitListSubscriptionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateSubscriptionRequestObject struct {
+	Body *CreateSubscriptionJSONRequestBody
+}
+
+type CreateSubscriptionResponseObject interface {
+	VisitCreateSubscriptionResponse(w http.ResponseWriter) error
+}
+
+type CreateSubscription201JSONResponse SubscriptionCreated
+
+func (response CreateSubscription201JSONResponse) VisitCreateSubscriptionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateSubscription400JSONResponse struct{ MSFBadRequestJSONResponse }
+
+func (response CreateSubscription400JSONResponse) VisitCreateSubscriptionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateSubscription403JSONResponse struct{ MSFForbiddenJSONResponse }
+
+func (response CreateSubscription403JSONResponse) VisitCreateSubscriptionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateSubscription413JSONResponse struct{ MSFTooLargeJSONResponse }
+
+func (response CreateSubscription413JSONResponse) VisitCreateSubscriptionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateSubscription500JSONResponse struct{ MSFInternalJSONResponse }
+
+func (response CreateSubscription500JSONResponse) VisitCreateSubscriptionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateSubscription503JSONResponse struct{ MSFUnavailableJSONResponse }
+
+func (response CreateSubscription503JSONResponse) VisitCreateSubscriptionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteSubscriptionRequestObject struct {
+	SubscriptionId SubscriptionID `json:"subscription_id"`
+}
+
+type DeleteSubscriptionResponseObject interface {
+	VisitDeleteSubscriptionResponse(w http.ResponseWriter) error
+}
+
+type DeleteSubscription204Response struct {
+}
+
+func (response DeleteSubscription204Response) VisitDeleteSubscriptionResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteSubscription400JSONResponse struct{ MSFBadRequestJSONResponse }
+
+func (response DeleteSubscription400JSONResponse) VisitDeleteSubscriptionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteSubscription403JSONResponse struct{ MSFForbiddenJSONResponse }
+
+func (response DeleteSubscription403JSONResponse) VisitDeleteSubscriptionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteSubscription404JSONResponse struct {
+	MSFSubscriptionNotFoundJSONResponse
+}
+
+func (response DeleteSubscription404JSONResponse) VisitDeleteSubscriptionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteSubscription500JSONResponse struct{ MSFInternalJSONResponse }
+
+func (response DeleteSubscription500JSONResponse) VisitDeleteSubscriptionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteSubscription503JSONResponse struct{ MSFUnavailableJSONResponse }
+
+func (response DeleteSubscription503JSONResponse) VisitDeleteSubscriptionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSubscriptionRequestObject struct {
+	SubscriptionId SubscriptionID `json:"subscription_id"`
+}
+
+type GetSubscriptionResponseObject interface {
+	VisitGetSubscriptionResponse(w http.ResponseWriter) error
+}
+
+type GetSubscription200JSONResponse Subscription
+
+func (response GetSubscription200JSONResponse) VisitGetSubscriptionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSubscription400JSONResponse struct{ MSFBadRequestJSONResponse }
+
+func (response GetSubscription400JSONResponse) VisitGetSubscriptionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSubscription403JSONResponse struct{ MSFForbiddenJSONResponse }
+
+func (response GetSubscription403JSONResponse) VisitGetSubscriptionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSubscription404JSONResponse struct {
+	MSFSubscriptionNotFoundJSONResponse
+}
+
+func (response GetSubscription404JSONResponse) VisitGetSubscriptionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSubscription500JSONResponse struct{ MSFInternalJSONResponse }
+
+func (response GetSubscription500JSONResponse) VisitGetSubscriptionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSubscription503JSONResponse struct{ MSFUnavailableJSONResponse }
+
+func (response GetSubscription503JSONResponse) VisitGetSubscriptionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSubscriptionDeliveriesRequestObject struct {
+	SubscriptionId SubscriptionID `json:"subscription_id"`
+	Params         ListSubscriptionDeliveriesParams
+}
+
+type ListSubscriptionDeliveriesResponseObject interface {
+	VisitListSubscriptionDeliveriesResponse(w http.ResponseWriter) error
+}
+
+type ListSubscriptionDeliveries200JSONResponse DeliveryList
+
+func (response ListSubscriptionDeliveries200JSONResponse) VisitListSubscriptionDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSubscriptionDeliveries400JSONResponse struct{ MSFBadRequestJSONResponse }
+
+func (response ListSubscriptionDeliveries400JSONResponse) VisitListSubscriptionDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSubscriptionDeliveries403JSONResponse struct{ MSFForbiddenJSONResponse }
+
+func (response ListSubscriptionDeliveries403JSONResponse) VisitListSubscriptionDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSubscriptionDeliveries404JSONResponse struct {
+	MSFSubscriptionNotFoundJSONResponse
+}
+
+func (response ListSubscriptionDeliveries404JSONResponse) VisitListSubscriptionDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSubscriptionDeliveries500JSONResponse struct{ MSFInternalJSONResponse }
+
+func (response ListSubscriptionDeliveries500JSONResponse) VisitListSubscriptionDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSubscriptionDeliveries503JSONResponse struct{ MSFUnavailableJSONResponse }
+
+func (response ListSubscriptionDeliveries503JSONResponse) VisitListSubscriptionDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListICCOperationsV2RequestObject struct {
 	Params ListICCOperationsV2Params
 }
@@ -2680,6 +3410,21 @@ type StrictServerInterface interface {
 	// PutOperation Operation result notification
 	// (PUT /v1/operations/{operation_id})
 	PutOperation(ctx context.Context, request PutOperationRequestObject) (PutOperationResponseObject, error)
+	// ListSubscriptions List the subscriptions (admin only), without their secrets
+	// (GET /v1/subscriptions)
+	ListSubscriptions(ctx context.Context, request ListSubscriptionsRequestObject) (ListSubscriptionsResponseObject, error)
+	// CreateSubscription Subscribe a URL to operation events (signed webhooks)
+	// (POST /v1/subscriptions)
+	CreateSubscription(ctx context.Context, request CreateSubscriptionRequestObject) (CreateSubscriptionResponseObject, error)
+	// DeleteSubscription Delete a subscription (admin only)
+	// (DELETE /v1/subscriptions/{subscription_id})
+	DeleteSubscription(ctx context.Context, request DeleteSubscriptionRequestObject) (DeleteSubscriptionResponseObject, error)
+	// GetSubscription Show one subscription (admin only), without its secret
+	// (GET /v1/subscriptions/{subscription_id})
+	GetSubscription(ctx context.Context, request GetSubscriptionRequestObject) (GetSubscriptionResponseObject, error)
+	// ListSubscriptionDeliveries The latest deliveries of a subscription (admin only)
+	// (GET /v1/subscriptions/{subscription_id}/deliveries)
+	ListSubscriptionDeliveries(ctx context.Context, request ListSubscriptionDeliveriesRequestObject) (ListSubscriptionDeliveriesResponseObject, error)
 	// ListICCOperationsV2 List operations (ICC API v2.0)
 	// (GET /v2.0/operations)
 	ListICCOperationsV2(ctx context.Context, request ListICCOperationsV2RequestObject) (ListICCOperationsV2ResponseObject, error)
@@ -2992,6 +3737,151 @@ func (sh *strictHandler) PutOperation(ctx echo.Context, operationId OperationID)
 	return nil
 }
 
+// ListSubscriptions operation middleware
+func (sh *strictHandler) ListSubscriptions(ctx echo.Context) error {
+	var request ListSubscriptionsRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListSubscriptions(ctx.Request().Context(), request.(ListSubscriptionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListSubscriptions")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListSubscriptionsResponseObject); ok {
+		return validResponse.VisitListSubscriptionsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateSubscription operation middleware
+func (sh *strictHandler) CreateSubscription(ctx echo.Context) error {
+	var request CreateSubscriptionRequestObject
+
+	var body CreateSubscriptionJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateSubscription(ctx.Request().Context(), request.(CreateSubscriptionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateSubscription")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateSubscriptionResponseObject); ok {
+		return validResponse.VisitCreateSubscriptionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteSubscription operation middleware
+func (sh *strictHandler) DeleteSubscription(ctx echo.Context, subscriptionId SubscriptionID) error {
+	var request DeleteSubscriptionRequestObject
+
+	request.SubscriptionId = subscriptionId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteSubscription(ctx.Request().Context(), request.(DeleteSubscriptionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteSubscription")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteSubscriptionResponseObject); ok {
+		return validResponse.VisitDeleteSubscriptionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetSubscription operation middleware
+func (sh *strictHandler) GetSubscription(ctx echo.Context, subscriptionId SubscriptionID) error {
+	var request GetSubscriptionRequestObject
+
+	request.SubscriptionId = subscriptionId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetSubscription(ctx.Request().Context(), request.(GetSubscriptionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetSubscription")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetSubscriptionResponseObject); ok {
+		return validResponse.VisitGetSubscriptionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListSubscriptionDeliveries operation middleware
+func (sh *strictHandler) ListSubscriptionDeliveries(ctx echo.Context, subscriptionId SubscriptionID, params ListSubscriptionDeliveriesParams) error {
+	var request ListSubscriptionDeliveriesRequestObject
+
+	request.SubscriptionId = subscriptionId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListSubscriptionDeliveries(ctx.Request().Context(), request.(ListSubscriptionDeliveriesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListSubscriptionDeliveries")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListSubscriptionDeliveriesResponseObject); ok {
+		return validResponse.VisitListSubscriptionDeliveriesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListICCOperationsV2 operation middleware
 func (sh *strictHandler) ListICCOperationsV2(ctx echo.Context, params ListICCOperationsV2Params) error {
 	var request ListICCOperationsV2RequestObject
@@ -3073,163 +3963,202 @@ func (sh *strictHandler) GetICCOperationV2(ctx echo.Context, operationId Operati
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3/cts4si/+Kl38nqpI+VIyJdtJLNfWKcdJdnw3TnJjZ+fuGfqaMAlZ2FCAhoCsaD0+b3Ne5DzZLTRA",
-	"EvwhWVY8SebU7B87sUjiR6PR3ej+dOPWi8V0JjjlSnqjW49+IdNZSvHfJ8fH72c0I4oJ/vfhWyaV/lXO",
-	"p1OSLb2RJzgFkb/g+d4NSedUv1L8KL3RL9jDlKnLhCiq2JR6I28YDJ71BsPe8DkEL0a7B6P9fc/3aJaJ",
-	"zBvd3vkeS3T7sx55EcSD58MXPTKbZeKGen7Z+KVURM2lN8IppFTpp7MJkboH+/5lLDinsR1gRmM6w09X",
-	"jmWwP9ob4Ku/zqlUl1ciWeopOe2Mbr0rwpMFS9TEG3mDIPB8jxNsbCKuqXd3V36vljP9+3FGCY4vo1LM",
-	"s5he4gyL6cVxEPcGA/qs9yJ4EfT2h/t7QRA8C3ax8eIj2xpZyOrEJM1uWPn89fHb0ejs1esv8YTwazoa",
-	"Hf18duy+rygnXJkx7B682B+On433huT5XjK8ejEcPw8ODsbPXyTB7sEu8e4u9ISqzHA2EYsqMxAOluYJ",
-	"VMbW5ApDzz954o/ME3o+BT8cW1onNZaAfBESkIxfp7QXp3OpaNYuNlIi1eV8ptfhsliI4bPBYLh7OQgG",
-	"+4OhXuo4nmcZTVrfQMqUzJBzTP5OLwgCZyFx1XAtvdvQkynDJQi9kf2jNwg9P/QyOiXZZ/z5v/8LFJUq",
-	"9O4835tSNRG6hw/vz84935tnzBt5OzeDHfxa7qTDmxn3cOHlTHBJN+lQt2yY+DIWCfVGw2Bwl//k8HXi",
-	"VZbgdJ4qdmyoW1+FMWEpTWCqX2mugA+ZSPXzKxJ/3nA5YBAMg93BmuXANzZYjuGq5YhnOWniWU6XzSi+",
-	"Y2m5E8/kauqjYEESYycHB5o3Wsi/HwS6DZGmmj6oF9ew4DDYtZtznqrKavmeItk1VZd2AaxqNH8Y0tRY",
-	"s5jtq9dvX5+/3mi+O5pY9UnX2Gnv7u7C5SjDHnre8ytHflo+GUJGx3O51Qy+1Wq27pk7vza44Q8yOM1R",
-	"Wqfe+d6EkgQJeeu9PifX+r8JlXHGZkareOcTChmNRZY8kUC5YmoJilz7MBYZRCfj3jvBae+UqHgSQYdJ",
-	"Oadw0O3rLuMJnRLdolUAUmWMX6PUeMv452ZfUTgPgt3408e3IMagJhQ4/aJgRq4pPqGHkNH0L6Gnfw69",
-	"CBYTymEqMgpM0amEsUhTsdh8GB+pypZHYyuxqoM5o7HgiQSiH8NiwuIJEPmZ8Wsg14RxYBIWIlMTYOoQ",
-	"BAfC5YJmEsiVmKtSukngQsGSKlA0mzJO0lXjmzLOpvOpNwr8fKyMK3pNM6PtZiQjU6rscp2MNeWR8M3B",
-	"H3GI9HpGmpAEZhm9YWIu7RihIzIgkDKpLKGnPujlfBp1D2E32DOEZQqkYmkKU90JlXq0TLdumKa0Lypc",
-	"UJ0S+fKW8mttkuwFB8/8VlaYMtUyAwVTIRWoCZMwJXxpl7ikHWjWtBNSerwxyTJGJUSaPS4111wq8Zny",
-	"CAhPgECkuS4KuRm+wzyGbfrwM1MTvXZMIfMtJiKlhkosJx1N+iHP6fDrnGbLkgwpzqQ2fbOigyAI/HKB",
-	"By0L7KjSk1dNehQP4eQVdGIiaU9SLpliN7RbrMyMqEk5oIriM6KHZdpGUtmcuuP8t4yOvZH3/+2UR7Ed",
-	"81TuuKPSo/xArum5Jmu7rGgS327lggf1Mx8WTE3wd0mmFMYs1XwNHaEmNMv/RKYkIceGgOjfaOIDySjs",
-	"BQFwMtW7MXI66/ZBj0/iO5/pUlIFM6GpJLgcwYKkuIHpDc2WIdcf6p2dUne76k8XGVOKclx8CZTEk/IN",
-	"UBOigH5hUpuVxPCKVCRTIHhM/ZAzDiJLaFZyVIS8Efn4bkaLfYcdrOaocmbepstVLo9erJ9J2976SSwg",
-	"FfwalIAFYQpluR6NM0cBVzQWU1pILR8IJHP7WM5RGkK0G8jID3m0HwRTGaEQGUwj6BC7faNngdSrcmR3",
-	"j6aXppLZfWXbuO4LJikyBuNGioZ8QlItwCQKY000HJVew1KaomzWSwr2xAGMS0V0L0Zz0QSY6iI3mW4n",
-	"NOQ4ccoT6RvpUTAkmlZc2W9RdkSoKHqoKaLVy6WbrCzUjChFM/3m//0l6B1c3A78Z3edMOznfx3cdf+9",
-	"M5W/yd+m3X/zmuLR0ei5Q+QlST6WNkQsuKIc/0lms5TFuD47/5TmSGidKfgmmeMZFDkTz2QjQEtbCzet",
-	"otCZYriSaHlIE/Mc7YrNmO/k+Pg1Hpdx5DWBDoX+0guhjRMYM5omun/Gb0jKkkOIcJiR3ttUakGsyS/J",
-	"UsJisux7xg1wLPg4ZfG2BKgd1UfFIdHh/5hwTRO7B2aZiKmUuCaPQYvzyl5biHmawFTcUDwBLUiWSOiQ",
-	"ksPNOIEjj5vTs+zmxHgjsiuWJJRvR43y80ebmRHXqT6sIDdFJJkyHulTHs1HfcL1xiDpdoPOv4Yzmmma",
-	"2OE8xgSKpqVpGk9p+ajfCfVGzHnytYzHkhFwYaRo6Yh4lPG/qzdrhTuTdl06TEEiqNnzqMVwO1KtEPQ7",
-	"QLhRwsYdU/DZuRBv9elru7nr7T6CVDegR0M47A0O9rSpebVUjyVizFkFZaORL0xWu4RT9jKfzydO5moi",
-	"MvYvuuV6Vlp4tAlE/6d3NFeT3rmxnrT1y1D0+DDnn7lYcB/ol5k25PTCZfRGfKaJM6sbwlJylW65UGdW",
-	"hboNPdrcEqLIFZEUrL3BEnuizBV35290KZXgtKsnPueZNr30GHB+p2dvttV+uufLWHCprTYe63Nx1elU",
-	"emO8kRcMrGPI/DqlUpJro5iNxnhsxXl69mYl4SIczSCCju7sf529f+fDIkPzbTmjXbS5zIAj6Fhe0T9a",
-	"nWrG4gNLNCPhUc6HK5KAYlPazem6nUp9IFV3gyB43kLVup9vBJRkKcu3rbGvhWb4ujf2kQiMA4tGxuUg",
-	"FBvbObuquWofF4o6J+CWavhhFEQf4W4LBWOSpjQbITtaHnwk2pguLW1MN5rvxVxJllCITs/eXB69ffv+",
-	"59evLo9PXn08M6ftCdF7A1DzG8WTE2o7zf9AThuu2L+FABoTls4z+lgMNDTbr9487k3j2NVkWeqTzTXQ",
-	"VBbybDuLYot9N2ihxqMZJPfvrkE0ytVX2UFOhO1Miy1EetvWeTTL5H4Znm+jzWyU07M3W2vzLbbLYN12",
-	"cTTxY26ZgSVI0U+L0n8n1KlI2JgZM22Vd9q6KrXcwTOH8X5esxvKgfE1nmp4J3Ah+l6rN7xtgva1HXwn",
-	"dyP3Cj/yuk8cj/MdksUSS3/3UiTLc/qlxWGjn4CiX5QPczknabpEO8D4LJiSkIj5VUrh17lQVAKVMZnR",
-	"BDqoOSlNnkgIvYzOUhJrFljCf/9X6HX9kFu1qiV2RtU84/hYUTw06H8YZ4frxjWbo+Gq8D0b+2tzXg70",
-	"ueLZnj67ZiQ2rj1zvL5mnFt7hfJE/wvntJgwRUHOiLYJT5dn//stHtJJRiXSIeTsmosM/UAZYan+B74t",
-	"RxCF3gBCz+gh/QdGClCRX1E01liieSSj+IZaCJTIC/1L18y32EkYT3Jm/2wPvbj5nwPfdfGE4Vmn/zQM",
-	"z7r/3uLLKQj00QnR1F0kNlz0RELu9jmEiM/TNIJOblteLSFfV7SSFUHvqARyJSlXfXh9Q7MlTOn0CnV1",
-	"yAV2QFKz2U7P3oCWJCgQMpCUJxKi29CNEYXeSNtad2h04vYwdubtnXV/6TEZsWR8ybNMS3XFjJsqxyes",
-	"9yubQRVcf1eLUq3//AxfPdZv6m1kiS2u/klj5RD7LI9C39aG6Abm1vdU8vVdJXy37ht7Rsl7rwXm1n9p",
-	"3is+vXMd97+44y5Hc9FGgAJa0bYjT5Q9fI0ZlQ5cBnJUB8w5+3VOU5SL5X7YEBsyFtmUKG/kzec40Joj",
-	"9Kj3hvTGF7cv7nrun3sP+XMwvGvdZT9RkqpJc8HzuPKtR/l8qkkptCKcOyr2oi0+5RLfttFG7pPj41cF",
-	"fKcR2PzHP/7xj97pae/VK/jpp9Hp6ejsLPLh0/nxIRDIKEm1CrTyiE31ac0ce5aUZBK07aAl6MHBwUF1",
-	"OdphQi61B72DC+Nt3jX0u7gdlv+A/B+jxj9aiVsc8Jv7yfgP6jP/eUIULIg0J1Y/j9nouRnnr8hKv3B1",
-	"bls4qu9bPzPIFcv33kWH1YJvnLp75OjDiXMU7LwcYGwSo3A1otQxZg9hDCv351yxtHb6ZHrL6qYVTdYx",
-	"RI5ha0jr341BSiptIlldEXVXB+o8ICzZhr/b8HOjR7CJgt/u/Vi/ea5fvCuwffdE5fClu3aw370+tUKw",
-	"3DUhgBtoIa1hm1uhslCV2edzaqFq6wT8Bp/Xhllb2fv2X47zre6lWlz5AXFQvwIHvvUQSLAB2d+7B+Ec",
-	"5JhlpElMp/37JvcRTyt4hEvT92NEMD1gHHWqOJjJ9e2c44s2hu+OvWyhOfSLNieuPTM48D1SoiO0dfpy",
-	"2PcaeN0HClXG4eT4GH+8GfaDJxLkhMwodF7u/ilsc2GbQ5M3ZKViNVCFv6KKsHTFGhezfyJNBOwQbf8i",
-	"fJ5ZZczNGf17iOs/ityto643Xq1SyTSWyHaAAQDo3Axwg0SlCI+MX78C696036pSbnR98iq3vYqTQjGA",
-	"ik6pj2ETxfrRvpzr1iqC/J4DoXk3//TrBSOqxcoI6rOpUri20L+DFjX73V8rsv0VSTM/jDL9+/Ax1WmZ",
-	"CFKdYCXV4yFDWzWUe0fyc8ZUu0+n1HEVfJX1W3ZeDh9XmfXho52AEddRnf8wqBzloJcIRBbyCHkrOrRO",
-	"JHT2GJVo8HFRCYGJ6j6yP/SZ4/fRoebYqwlpz73WLe3aNGBpDoafDovDrODpEt2gIW9ZO/uVA6m7WkL0",
-	"19fnsKNb3Sk3TwSdUmlrXY3ezT8PSxsq7Zre2ow/qhqs1bb6zAySsdCfVXOTxEqC4IcQVROq7DpaJ+/j",
-	"qLj6IbBs8SsPhBXCt0nOIjbUGtI5PXtjzE4wjsS+5fo8NJXjA5Fy47GNHBiHEvrQ0DwhUvCmZG2Gxhqi",
-	"1QmVRRgJQbxwnoaSh+8w2o4B3QWRFpaX9CGyYc4IcwJgP9gNeR7tKuxnVykoUY2BXWXiM7VpBwhD14oF",
-	"+0DJrAQwNQp5+WhKllpe6/9woWBCbihcUcoL9KsPUtiYAU9oBnKC0RD9F0Isrwnj/ZB3jiCjM0oKcLI9",
-	"6VUQEQ4SHoZB0O8aZWBdqtUgo4F0aGbS4yportDtikRqcblWY5P1tRn2EnbNFMQpkRLXes/+kqAsHkEB",
-	"l8nRMgj7LfAyNvchD8GqCVEht47Fn87PPwBBBEXXL0E1qzE1eVgXlBAmigsdbGRvsNv19brr53sR2PBf",
-	"873dAfZk2aMt3po/duAFIbf4Av3MRNebwfX82fPIQZW6S+lDDu7QP4fcqp/8Zz1xTEFyQSUgDPvOiJrk",
-	"Uwj2LZo/OtIvRV2/wDyEvAp6qBkOBcyqgZN+tubAW8annZD3Q5FZ93mKHR6sd+s3RcgKCXe+2nI7PX31",
-	"6nIymU6ljPrwngPjs7kCJ2Brgp9a/kHxBdgvcBfGWu7SRPPUoSa0zT5KF2QpYS6NXpnrDS9jk+WSTftw",
-	"OpcKruimYYeQ27gDdBbapjGxWP3BKckYefXSCIlu0yasJ8W223/P7365hIu1i35qE+FuVxyCLZd20Gxy",
-	"8jgwTSMmHGcrlzyeZIKLuURrOxdYNrnuwyf9/0Wa44ej8+OfWmXTmiBBFdRtEjCrsrNzNOgW+qnuRoPO",
-	"0W7LQaCZA7upKZIzYNMKeUukAtMmrvthqZcs1JxJJzfD6Cs8LaC+YlPj9alloX79uN6bBnlMnU62jwls",
-	"GKt1XLPmfWP90ezG9PtYs/tYtonTg87p2ZthMHjxsnsIDhCjUK8p+0whqlA56j8kluzMzH5QTyRea8oW",
-	"L5rIfKYejRRnmC31dUTY7OhSnljc3OJGruf8Sj+ih/qclqsB3+R9jefc2Gk4OmNzGluDJrhdUMWEXjZH",
-	"JEvo9auQkeH+foscaSQy14f0hhlLyoA9qpnzJXrjEK2+Kwp0OlPL/lqsCJo5dbCIyWXaxIdzjiPOE/zv",
-	"mgf8zVw69nBRER1+U8oV67se5FBwuDmJ/xDOrvK0XKI/vsbd1epy0JswSZiB0HxwpmvWopEN3HDo+4bV",
-	"bXpch3ALKTP9dn24Hxrm1Qfre19616JXMHvyT30C+0gWp4XpVLzQY9OZyHC1bPacfd+YChNv5FEeC32w",
-	"MwDHezNkEWQ2GL5wUGZ6Z0ZHvf8A0vsXBL0D6MMl/Cf0Ih+qGbQ15EGzYIezoQfDF2tAYL8c9f6D9P4V",
-	"9A76l//Zu7gd+IPhi3bDxpnN78i4lyzZgneNBt14S9/DuU7KRrsNx7g56LO2E/sm3hsXRTYtDMa12sm8",
-	"dWcrK6x/+dPHk8b89WdFZ7630tXR1MItZDBPXDocForIWGelZVa4bhOTcGvKZ0T3Av9m86uUyQlNVkMA",
-	"9SRCbwShF3p3kTnWcQGRA8wzfo2QRzHhMU1xEKXziifG7ZEPCo9gi4mQWgmp+cyWgunDkfEzm8Fi0nV+",
-	"htFCx1FOPxyysO4NdRBlTp6o79Z/Mk7mtecJB6i4WnjjgpgKBRIiTYsITFsSDSnQ0ioYWvuklzKpNjxS",
-	"bGTHtZj8m373u1vxrYjLhg2/4XC3BmtuY147H1et7A0H+3WG8DaW6kaqpAbAvfteBmJNFqzG1muDKH/N",
-	"zx1d6FOWhRENKVUSHQr1MFmnZll3VyPnVxjOjlAoQiaObCmKtX1CKni+94qieGkTK2uKdKA8Ib/OKRbi",
-	"KKpjVIvSuOZOMNzbyN657F38/612zoc86FOKSTojWa0MXmttvITJ1t8tJ1TfRXK4v7VRxg3zPMiIbiQX",
-	"W8diDcIUkzSt2NbfwUyuycKGXfk9DKS2zVkJlrX60+qxslEzKtbJc4fRux+trzIYoVfehrmc6Jdd2Ag6",
-	"zQZM9Kxsw1I36prAeaOxjRqJco+p3RKN4okrx9j2bAWnV5VTCzQh13MVu0Iz92HN5GO5WCs9hRXP5oQk",
-	"Fg3mt8LuH8XwyjWmU2Twm+Z02O6rbsKN7IR65s/WSR31MTRIsK19/MOIBNd82sYjVpQus6HI3G7BIFjD",
-	"QRby+7KpNsh22tYozms0lorRLdZYFEXU+6p1g29rmdX30UN9eXbcdSNt7XKu1EV/NOI90Kx9AK1cAGOr",
-	"MqwoOoxuXQsqzSEdXdVRBbQSuXGue4vvbqr2Nnm1leBnq3zviiiKsAn6hcZz9Gp0FoQpxq+7YCpCQmSe",
-	"MX4dQcd62suHjj/kt9Lz8FvFR9HJ41k1xVt2iy5A24tzfK+wU97emhket+IWPhjPgA0L1svfzUTK4qWW",
-	"Oh9fn52XallrTQmdYRDAX+D933LT3BQR3D84cEsKBi1VI32v6rX/xhpzRWTt26rMAvz0fbOSjc0GUegd",
-	"AZQZyZJS91HoRU+kE8RuxNXvrYv9eOnKWn+vdNh++nhSj3MFey/aUBWSxvOMqeWZXljDdUdzNVl9On0/",
-	"o/xMkfgz5MWA8spVhC8hxe5G8IZmnCrzxNRsTAW/dkvGiDSB3WGvWN2Qf/p08sp+YaoBEttygXciisV5",
-	"m2OWUmAcUhGTFLI5l304UVhSwDgEzLqFvDPLBAZNgNl4iUipPGzUPtOLLS2WzK65fntKljkW+OT42Fl8",
-	"p9BgveKqWyOqXDsyY3+jS1NugfGxaFs+3Y/M8fvzVGGMxIVHAKdqIbLPlZKYPDH10PBLlsGESSWyZT/k",
-	"IT9fCNASJxsjYIVMWcqohJTdUIMnYTJXXSP9/lN4+vT07I3j1ZwSTq7plHL19Cl0op2bgYNi7ff7UXcE",
-	"hKPXOh9cafCFHKAzJlcZixEFh3ah/bt8q2ud3HriT+sojaeVw4xuMPrw6Ryq49i5dV1UOayW8CrxyqZn",
-	"mbjOqJRUWjEiD3XL5gWRaVVAkir2MzdSMdBXYnhKNCS65/V8oxKfFPl1cKQPUR2hhMdNTXjNYa2AdLui",
-	"+QL0gx0Wx81liFMxTyz3Sl+PhczVhHKliWesc1Lft4zXipr5pqiunpvt1u5AhqvZ4lGxu8l5oilFMTZZ",
-	"cPS0QrnoNjT5viae0e/3Qw+rF4S5OtLkZLZWLNZnRTCVqcACnT1/cLDnF3VgfGBc6xx2Q7uHecUWwe3n",
-	"ReRib7DbD/lrixfN1bgtTEyQELb33kmS4wLNRk9ZTK1itLv8aEbiCe0N+wHW/061IFBqJkc7O4vFok/w",
-	"cV9k1zv2W7nz9uT49buz1/qb/kRNUzRQmULd8b7kM2trer53QzNp1WE/6AfWWc/JjGlt0w/6u9bThJJ7",
-	"JxEx/uOaqlbh/dP56VvjWOx8pImIu8ZQzRB4KiHasY33l2SaRjne7CoTC0kzLV8lmBbBSg19RhtnYmre",
-	"Y5xkS7iiWHuKKc2rekQ7me6rLxXhCUkFp/1/ysgoczPCK5qAqfiBRUURHhjyGdbsNbL/6MNJt8DJ4gQ4",
-	"pQYxifjFq7mqijLdjhZFWoCOU8ZpH96JvFax7oDSJK8WXWyjk8QbeX+l6pUmY6226zAIakV+tE2xg6s4",
-	"ul1Tx7y11J6eQr+igL3RLxe+cy2D3lsZHVMDuJoZx6Mi11KbV7jOeO3KzgQLKvxrzaob5KG2Uk2yiCn3",
-	"bAxeqzashYY1xKvU+Mk2fy817il5VNwbID5vXqLIFotYRUM7ByaBpIgSWEfPt+yGciqlQ0VDOktHl/NX",
-	"EjOq7A+/irjIs0jyg+CCSLias1TlhYBGYNzFWMFcwDXlmtIUSMjjlGFxmHcCNmNRbYYdfTh52Lrkc2sw",
-	"a26PtxPa9gXOE8Si/uPo9O16op/rLek22MrCWtUuN+Vg6990a1I5YOz9YLcsVt3k5o+mpx+MmXFUmiNw",
-	"NyJ8bj/Y3XJI820qg67faKvrf61Zej0ptm7DtVgxK1ngLRZ6r1kkq7LTZa40cCc9kbk139EK3hr8+Cjk",
-	"DZMfDx5JkbfVzJ6JgMjYnDp90Of0XEniZ2VYKeRvbNH8WEyvUP/8jCj8lCgq1V9UNtemIKKi0WEqJNY0",
-	"R9QFUTFqtdL+E2P0IYXcmbR76wF8sgkG5S0UaPngiZcmh9q4QRBiicC3yRL9kDs3NWgNqjJKpu2CR6+D",
-	"m1Upveq9F7/ctuYjtxQw6q8o0l7PedqMf6tpg3d+o5gBLo4Wdqv6reRTbXj1Qpk619JjedKYELmy2zxz",
-	"a8PbA0zqXbM349vSpF7bW0t+2ANvmchxCs0hnIztiYhJwG4NMt2we5OTocrIOYZx1chNM5Xx5i5CvZNa",
-	"a0O1T6lk1x1zt8kGLzrQvYuv0R0GjaS3YfUKLi7Mnl95R+KFkbT1C9TcfBTsoDjUPMJti7W83U1rizWv",
-	"83rwfXxu9moJrPg2t/SRhbwkcSzm+VV3gfM/z2+5xc9+T5NL6/24JEmSacWn3+gPg6A/wCNidb/grX++",
-	"R62b/nImWN4lHe8Fw+fPg14cDIaG0gfP9wclpfca1wf63q9C5iT765xkhCtKt7i178Ipe/mQ5HyEyK6w",
-	"H5r6TEJnJqRkV+nSpj5Xy3vmF1Ctq9WJ72CPe2YPtr1c7NWd6t0c+NVgo6/qdeT3N+ytqKRcmnOb9FUa",
-	"b1XjquKX/eXirna4cWWsY3GxOF5tbtV8ZuZKlIoyv0cuVrCAF743m7fYbp9kGRZu8RCVpRbqaqFi1PXh",
-	"HR74CQ95xYjrg5EQGIgZdE3RfSylakIz3XoCd5G+It1EL6botG/8nxFKmgimJhcvv4rHLeAygqiJkop8",
-	"iJrCCQudotOyFS0VYdNmCtEhRA3olHnBoMqiQ9NQHUpl3jGAswhdiVFNykdGyT6w8ERezcDP5zDN0xM3",
-	"KkPxFN7hnShFguuovXl7dYqxAfCSC7ch394PlrAxekOUHkj98hWcncn/7uwFB90+HOVsMNUj/UzpTFY5",
-	"4YkEfG4NeN2qYUQTWjKOv6f1sjnGQjYswyEV2miOSZ48W7WWP8wrxnKpe16WqmdTqyG/O/ehl+p+M23/",
-	"oyny+6/bffiFtg9Xi6bszF01PKot1rut7MiHD8AWtLv/liPERJoS1OiBGBr1+F0HFCPLmPF8WyW/t6HC",
-	"rtzPtBccbPRRcZuH/mawWUdFEf4f1AL5aK9jaw9fdegXRblkgndXGCebeIHKFIo+RCYT5y8pQ1yoSfsc",
-	"k3mquhX17hQKTORh8ZmTghGV2fm1cF8OuzRB1WpCRx/eO36iagKsubKuUh5Ia44OOolRJnb90o1UuSmz",
-	"6n8JubkusQB/j2wph/y+QlJcw6n/VVzDaVRm867HDmrSkJurNm14q9u4avPQAZz69bs2iYQrOhYZXeUf",
-	"2tw5FJnFG4tMLw76wnxt3ZRL07z6sFwVEx5c5TCwJa5dmW35A68CRV9C7kGwfzod/5H8CUklt7bckU1O",
-	"X+MU+B5Xq293P/qGd5+jXElXEWUlNUw65i9tI29cTF4/KgtOH1KizKaVrmKXxvtODrU9pa9Rn/L3P1BX",
-	"r/vaVGdW7mLaVJe59xJtqstq97PUdZkm+xp19leqlD4H5JcwF4S1Rw43GDuV4zY11nK6Nge3NtzPVOSw",
-	"pWb93sWEKDwgMSXteacPx3jXkwQMvrdd8ySykKOyqEc9MP2lkKt4lyAmnJI0lW0y3Rwrq6eYisDau6/Y",
-	"irEt9RQfYMo9DnvtmdHd+1Fx0dOPy5JmHfRyOnZVbhg02NFvN6H0woznaZqzmXW92BiWKeKcX+5eqY1T",
-	"2F673T6cs2kNWYO3KrdUNCorVtqshjxlT38sTNXmUWGwGT/ARKSJ9SugDXRkk8AqdlC0IExF+K7ZN9aA",
-	"WlEiOvcXhLzj4JH9Ao7sQwlG7ub3HxZ3EB/mFxahWVW/q2g32OuGPMW7rM2mlJ/ZDObcFp3LQVCHQIAL",
-	"3it8F3bIxcXozWuM28L+xTZ8mK8O75rewDZxL65/BOukVMkrtkf+cqnojkstfvfgANWqg2VdrH6P+6R8",
-	"b3cTceReqfWntPxKBe6UbNCCrSgNVEqHdnXu/x6u8DMtCRGD2QTKPhywGnKUyqFXB8yGXrf0irv+8IpY",
-	"tN7u87xeoJZtmDlbO7bmPl/665yk0NkLgqL2ooGtRvmatTmZ21zL1cIYtSYPtZmDvuay9kSpPTrNMhhF",
-	"9d7WshmCO5K98GNj4V3UX7ZMX9cemetplQNztc/+wYGZzyyjNu/sKRxZLIXVl6aIJVbpMZUso/zOLj3W",
-	"fa1iWi7xCvpBhJltJREGESJ36Q3lgNeeOffxkFQKvEWPcNDHVx8I2KQBg5jPtMrB4ZVKulHS0MB1H1LC",
-	"sK9HdD6hy4IdivqEsihQKKET4RFpNxhcmohp5Hrm0Rxt8k8jSEBqt7xifZKofkTFplfcRItQbk79vLZJ",
-	"ESQwDvv6vbWCU4PbdrOcWnKbmhlNv+Vc/JtjP/jGgCDKvaCWVMIW1u5y7vM2Y/Rb6HVQlgrVlLY3zOfQ",
-	"V1yZbUrDatLnqCHHKLOIIXOdsWnHLBNWYsjLmeg3N7mdMOT5QQX5Bq/rX3NkMUVvSR2RXuRjlbG/TKT0",
-	"EAhfCk6xeilcU6V30W5RN3VFSOZx4jFfZ9f4HiZCOIlfmzVx6n61tXW0USSiaUJVN2WlPpnI8AfSzoYY",
-	"4EdFk1+paurhfXPr5mCjjx7snnfvyP1xLaL364qftrszqgXrV/rly2teTUk3U+2+iTeIfJAU8buZmF9P",
-	"Wq8QGhVplxasb9WLgXDKWMy0VdeAckIbkrNI4ESfuz76bY3ndArD6gYtijMKeTZPqQ8zfNUiG6GB/Hww",
-	"OFMfpw06E74CnPn34X0e+JInTl6t8qQ/AIZZMYJbUIpuhnTtmppVvddueNlsHJXLZprj+FiU9l8DCK3f",
-	"JbNZz9ULBlpQkg+5n+eegT0iPnaTG4tWjaZyqc4jIGdLLGv1uPIdMK3fFsR7MgZJlYMJt9jZ1XDwkon+",
-	"hNBuBKEVnN5rbLVc0LQd9qP4+E9Q5A8AipTQce2NGg6hdzNsN3p+3yhOxYYxEfD+igBM7SasbxSF+d6A",
-	"mr2NPnqwP/Ibc+KmoZuCEVdEb95zev8lnH044uYOfaIgEcZTAPQLk6p0TBhYqwQlQp57IIzd7Btn1N4I",
-	"qr8/kQjS0HZrDte8ocQUi20zxkPuWuO/ayCnyLHfKnRzCCTkXxuXaezOP0Rw5uHqEK/z21Yd2o/XIxf+",
-	"hwVmHlGA/s+QhZoJXDF4r1L+ukjMnb2ntP3866RrP5Ggj+g2dwc60ZR8ppDNeYQgEKOeYaLUbLSzg0Vn",
-	"JkKq0YvgBQ7b1H/YwV1pp9AGX2yrqgIdrF0bBIEPRZgdqx/lAffSiJ/KsddycrinbEjRw54PYc0uCj23",
-	"fRbHK9ov7kW8YXRROPjIlK7tuQjOmKtjFJy9+ht0IhqnMvkc+SE3DnoLzdMC/mZofC3Hb0/Mi3HKgMWx",
-	"07Zej9/kRCyiLsJWgOWFAItJaNZpziOvAWB91jZBGWaZuDJIwhwibtOh/aZFVc1nz3MTqoUaqkU1mHJa",
-	"xqz3u4u7/xcAAP//",
+	"7L39cts4ljd8K6f4blWkLCVLsvNhuaa2HDvp9ttxkrWdydMT5TFhErIwoQA1AVnWpL13szeyV/YUDgAS",
+	"/JAsO046vdXzx3Qskvg8OJ+/c/AliMV0JjjlSgbDLwG9JtNZSvHfRwcHb2c0I4oJ/vfBayaV/lXOp1OS",
+	"LYNhIDgF4V4IwuCKpHOqX8l/lMHwI/YwZeo8IYoqNqXBMBj0+k87/UFn8Ax6z4fbu8MnT4IwoFkmsmD4",
+	"5SYMWKLbn3XI817cfzZ43iGzWSauaBAWjZ9LRdRcBkOcQkqVfjqbEKl7sO+fx4JzGtsBZjSmM/x05Vj6",
+	"T4Y7fXz1tzmV6vxCJEs9Ja+d4ZfggvBkwRI1CYZBv9cLwoATbGwiLmlwc1N8r5Yz/ftBRgmOL6NSzLOY",
+	"nuMM8+nFcS/u9Pv0aed573mv82TwZKfX6z3tbWPj+Ue2NbKQ5YlJml2x4vnLg9fD4enhy+t4QvglHQ73",
+	"P5we+O8ryglXZgzbu8+fDMZPxzsD8mwnGVw8H4yf9XZ3x8+eJ73t3W0S3HzSEyoTw+lELMrEQDjYNU+g",
+	"NLY6VZj1/Ism/sw0oeeT08OBXeukQhLgNiEByfhlSjtxOpeKZs1sIyVSnc9neh/O840YPO33B9vn/V7/",
+	"SX+gtzqO51lGk8Y3cGUKYnAU497p9Ho9byNx13Avgy+jQKYMt2AUDO0fnf4oCEdBRqck+4w//89/g6JS",
+	"jYKbIAymVE2E7uHd29OzIAzmGQuGwdZVfwu/llvp4GrGA9x4ORNc0k061C0bIj6PRUKD4aDXv3E/eXSd",
+	"BKUtOJ6nih2Y1a3uwpiwlCYw1a/UdyCETKT6+QWJP2+4HdDvDXrb/TXbgW9ssB2DVdsRz9zSxDO3Lput",
+	"+JZdy614JlevPjIWXGLsZHdX00bD8j/p9XQbIk31+qBcXEOCg962PZzzVJV2KwwUyS6pOrcbYEWj+cMs",
+	"TYU089kevnz98uzlRvPd0otVnXSFnHZubj75FGXIQ897fuHxT0snA8joeC7vNYPvtZuNZ+YmrAxu8IMM",
+	"TlOUlqk3YTChJMGF/BK8PCOX+r8JlXHGZkaqBGcTChmNRZY8kkC5YmoJilyGMBYZREfjzhvBaeeYqHgS",
+	"QYtJOaew2+7qLuMJnRLdohUAUmWMXyLXeM3453pf0Wje623H709egxiDmlDg9FrBjFxSfEL3IKPp30aB",
+	"/nkURLCYUA5TkVFgik4ljEWaisXmwzihKlvujy3HKg/mlMaCJxKIfgyLCYsnQORnxi+BXBLGgUlYiExN",
+	"gKk9EBwIlwuaSSAXYq4K7iaBCwVLqkDRbMo4SVeNb8o4m86nwbAXurEyruglzYy0m5GMTKmy23U01iuP",
+	"C18f/D6HSO9npBeSwCyjV0zMpR0jtEQGBFImlV3oaQh6Ox9H7T3Y7u2YhWUKpGJpClPdCZV6tEy3boim",
+	"0C9KVFCeErl+TfmlVkl2ertPw0ZSmDLVMAMFUyEVqAmTMCV8abe4WDvQpGknpPR4Y5JljEqINHmca6o5",
+	"V+Iz5REQngCBSFNdNOJm+B7xGLLpwgemJnrvmELiW0xESs0qMbd0NOmOuFuH3+Y0WxbLkOJMKtM3O9rv",
+	"9XphscH9hg32ROnRYX098odwdAitmEjakZRLptgVbec7MyNqUgyoJPgM62GZ1pFUNqf+OP8to+NgGPx/",
+	"W4UptmWeyi1/VHqU78glPdPL2swr6otvj3JOg/pZCAumJvi7JFMKY5ZquoaWUBOauT+RKMmIY0NA9G80",
+	"CYFkFHZ6PeBkqk9j5HXW7oIen8R3PtOlpApmQq+S4HIIC5LiAaZXNFuOuP5Qn+yU+sdVf7rImFKU4+ZL",
+	"oCSeFG+AmhAF9JpJrVYSQytSkUyB4DENR5xxEFlCs4KiIqSNKMR3M5qfO+xgNUUVMws23a5ie/Rmnc4v",
+	"8g1qoir/OTC9tgWhw8USIi18AIWO96aMVhCc/9LX0Fxl2HomH0gTl/hZLCAV/BKUgAVhCqWSXldvtwRc",
+	"0FhMac5/QyCQzO1jOUe+DtF2T0bhiEdPer2pjJAd9qcRtIhlRNHTntT0te+Wh5j9NnykaBspeMEkRRJn",
+	"3MiDEZ+QVLNiiWJFbz+OSlNjIRdQymjiBGs7AeNSEd2LkcE0AabaeC5MtxM64jhxyhMZGj6YHy1UErmy",
+	"3yIXjFDkdVDmRasJTzdZIrkZUYpm+s3/+7HX2f30pR8+vWmNRl331+5N+z9aU/m7/H3a/regzug93cS5",
+	"dl6Q5KTQhmLBFeX4TzKbpSzG/dn6pzTGrXUL4ZtkjtY0njG0LoeANoNm01rYolvInC+iOTtNzHPUkDaj",
+	"wKODg5do+OPIK6IJckmsN0KrWTBmNE10/4xfkZQlexDhMCPNpajUIkUvvyRLCYvJshsYh8aB4OOUxfdd",
+	"gIrTYZibux79x4TrNbFnYJaJmEqJe/IQa3FWOmsLMU8TmIorirbcgmSJhBYpKNyMEzjSuPEDyLZbjFci",
+	"u2BJQvn9VqP4/MFmZgRPqs0upKaIJFPGI22vUjfqI64PBknvN2j3NZzSTK+JHc5DTCBvWpqm0d50o34j",
+	"1Csx58nXEh5LhsCF4aKFS+VBxv+m2qxl7kzafWkxBYmg5syjPMbjSLVA0O8A4UadMI6lnM7OhHit7cj7",
+	"zV0f9yGkugE9GsJhp7+7o5Xmi6V6KBZjrC7kjYa/MFnuEo7ZCzef95zM1URk7F/0nvtZauHBJhD9n87+",
+	"XE06Z0YP1Ho8Q9YTwpx/5mLBQ6DXM60e6I3L6JX4TBNvVleEpeQivedGnVoR6jf0YHNLiCIXRFKw+gZL",
+	"rG3sBHfrF7qUSnDa1hOf80wrkXoMOL/j01f3lX665/NYcKn1Tx5rC7/sPiv8SsEw6PWti8v8OqVSkksj",
+	"mI3EeGjBeXz6auXCRTiafgQt3dn/f/r2TQiLDNW35Yy2UecyA46gZWlF/2hlqhlLCCzRhIRGaQgXJAHF",
+	"prTt1vV+IvWOq7rd6/WeNaxq1WM5BEqylLljaywFoQm+6ld+oAXGgUVD4zwRio3tnH3RXNaPc0HtFvCe",
+	"YvhuK4jezu2GFYxJmtJsiORoafCB1sZ0adfGdKPpXsyVZAmF6Pj01fn+69dvP7w8PD84Ojw5NX6DCdFn",
+	"A1DyG8HjFup+kv+OlDZYcX5zBjQmLJ1n9KEIaGCOX7V5PJvGRa2XZaktm0ugqcz52f00inucu37DajyY",
+	"QnL76epHQye+ig7cIviG6x+6IBVLvFgT/8G3Wha/D7cy91O67iHsmpjKg+lst0s3x2A2096OT1/dW8+5",
+	"ByPpr2Mkno7ykMykbxck76dBHXoj1LFI2JgZBXZVBMK6ozVHRmvMeLgv2RXlwPiaaAS8EbgR3aAx4tE0",
+	"QfvaFr7jQgWdPFaw7hMvqnCDy2IXS3/3QiTLM3rd4MrST0DRaxXCXM5Jmi5RQzLeHKYkJGJ+kVL4bS4U",
+	"lUBlTGY0gRbqFJQmjySMgozOUhIb393//PcoaIcjbhUOLcsyquYZx8eKojml/2HcQL6r3hyOmhMnDGx8",
+	"t8mV2NcW19MdbdVnJDbuW+N4uGScW02O8kT/C+e0mDBFQc6I1paPl6f/+RrdFySjEtdhxNklFxl6yDLC",
+	"Uv0PfFsOIRoFfRgFRkLrPzAahCrOBUU1liWaRjKKb6iFQFm10L+0zXzzk4QxQ2/2T3fQU+/+7Ie+82s0",
+	"Om11H49Gp+3/aPBy5Qt04oXhqs4jGxJ8JME5xPYg4vM0jaDltO6LJbh9RftBEfSASyAXknLVhZdXNFvC",
+	"lE4vUIsZcYEdkNQctuPTV6A5CTKEDCTliYToy8iPA46CodZCb1Adx+NhNPAvN9YxqMdk2JLx3c4yLe8U",
+	"Mw48h0FZHzswg8qp/qYSibzFDYyvHug39TGyiy0u/klj5S32qUMafKkM0Q++ru+poOubUoh23TfWenO9",
+	"V4Kv67807+Wf3viO8o/+uIvRfGpagBw+03Qij5Q1S8eMSg8SBQ65A3POfpvTFPlicR42xP+MRTYlKhgG",
+	"8zkOtOIi3u+8Ip3xpy/Pbzr+nzt3+bM/uGk8ZYc0ZfoA1Ldcj2E6M0jCdfHUMIgR/JScE9zofDLadOsg",
+	"rKKhX3pFuUNPrd/il/rNM/3iTWisQjuyO/WHHzoAWmV3P0wMj9DvgG3cAm3CPH6bsKS7suHKSaxL3Z/P",
+	"zt45l62LV3m9Fd1cGt+B15W30BgQLM++OhOWUpgZ2RDmgQ0T/HczYxKSOfaw2dKVQT93CHEaDtWwIpEd",
+	"oXVfJIYGaQJLqoZ6cECUDX8Ws43aIUT5q5rDw+D6esRNkE0/NFtmmPDg+tpFjaIPL1/8/PbtL+cnL89O",
+	"fj1/9/Lk6O1hhJGfnX5PfxgTHlPzKYaBfK0bFkRCwqRm3wmMWSaVE3tcn4iPgZ1MoJU2Ozq9tg6J4xr3",
+	"2E6xtgt6MRHis13ZBseffaHDkgiMVhQWsV7BTfw131okLSYBT1eZFU3l5fngt2fxzrR/vfu5d/U82f7n",
+	"E/509ix7rnYXQROewGek3kBLhzeshsbNlocF+yjxhybW61iQAyWX2ZBdU/sXIhduI8KcpxWSjmQZqUsH",
+	"r+2mgRWcp7Y3jyEqLFYXk4mGQDgqDIVPCLVzmkCUo8cij1K1kpAT34gDtDAOOvMxfUPIEKCA6p7e+jwE",
+	"VPJKGcVE26YmLIp7pCm1NFTjUEuioSOcOKYzRRMcdam91n6/iF8Per22CdabSFOix+q54IxRsQcEMjqj",
+	"JI/J28elhqdkiYM1LtJMPzSjZHF8vsFIjw4OEFRAofViUBqibm3Q61eOZ32ffKJ1/QRh0Nh/46n9mZJU",
+	"Teq06gB3X4rOtfU49+zST7cdNNtGEz0eHRwc5rjmGk/99ddff+0cH3cOD+Hnn4fHx8PT0yiE92cHZltI",
+	"qu1Gq8SzKQ21naf3aElJJkEb3Nrs2N3d3S0zjmb8tK+i9Du7n0zwetsoHZ++DIp/gPvHsPaPRo0kjxfU",
+	"lVATjqgLPaKQS6MDPHRgFj03E0sWWRFmLs/tHnHv2/bPDHLF9r31YfMVVBKnvmK5/+7I4yKtF30EbSE8",
+	"qbIoVfD9XQjDGktzrlhacWYzrefqphVN1hGEA/fXTJxvRiDFKm1ijvh6/dcpM/XEhA0/N8YXNpHT260f",
+	"6zed1muTHm6BK+FLN81ZELeG6HLGclPPjdjAdNNmaf0olDaqNHs3p4ZVbZxAWKPzyjArO3vb+WvWNSqA",
+	"uzsAxMJSntSGekqJIdymq3jt3za5E5TGaMOl6dsxQrvvMI7qqnjJJOvbOcMXLcrMH3vRQn3on5piwlZv",
+	"8PIaKmi6F4NuUEtkuiNTZRx1Cf3j1aDbeyRBTshMqxXbfzHb3E53ongzUsp3A0X4IVWEpSv2OJ/9I2kA",
+	"NXvoMMuN1swKY24c238Eu/6z8N1qOtrGu1UImdoW2Q4QTwCtqz4ekKhg4ZGBCZTy3TbttyyUa10fHTrd",
+	"K3ev5QMoyZTqGDYRrCf2ZSdby6l1t3hRzbvu069njMZi9kdQnU15hSsb/Q2kqDnv4VqWHa7IJv5hhOnf",
+	"Bw8pTosM2fIESzmwdxnaqqHcOpIP2uxtDIQUMq4E17bBvtaLwcMKsy6c2AkYdh1V6Q8xarnPIwKRjXiE",
+	"tBXt2cgLOj+MSDSJA1GBqI2qgaU/tc3xbWSoMXv1Qlq718ZyfZ0G7JqDoae93JgVPF2if3TEG/bOfuUh",
+	"9C+WEP308gy2dKtbxeGJoFUIbS2r0fnyl7G0odCuyK3N6KMswRp1q8/MJEbk8rOsbpJYSRB8D6Jyprnd",
+	"RxsZfRgRVzUCixa/0iAsLXwT58wBFY2e9ePTV0btBBMF6Vqqd3gOl26AKzceW/+rcSihDw3VEyIFr3PW",
+	"Op6kxlo9fEmE8AHj5bT5uQ7zguA9xIctiHS+1y5EFh4UYbIkPOltj7iDiBRBH08oKFEGjlxk4jO1+ZiY",
+	"n4f+VN0HcmYlgKnhiBePpmSp+bX+DxcKJuSKwgWlPE+mCUEKG2jnCc1AThBCgI5epkyeZ3fEW/sbeIi9",
+	"FEEY9HrddsmfW0bmFO5bPa58zRW6XXGRGj24PqCnujeDTsIumYI4JVLiXu/YXxLkxUPI0bcOfItZRDn8",
+	"1iaFOtySmhA14taxiIFAgoDMdlhgdFdDdB0WCpQQBvoELWxkp7/dDvW+6+c7Ljok6+9t97EnSx5NICX3",
+	"2EMrjriFK+pnBpVWx+q5Z88iL0nF38oQHFZU/zziVvy4n/XEMTfbx6iCMOQ7I2riptB7YtMco339EoYC",
+	"LYRyxMsYyorikKO2a2lXT9cYvAWoy8OJ3RXofZun2KPBardhnYWs4HBnqzW34+PDw/PJZDqVMurCWw6M",
+	"z+YKPJSTQQxp/gf5F2C/wFPoYi5KiD0XaZVA0gVZSphLI1fm+sDL2KT/ZtMuHM+lggu6adhhxG3cAVoL",
+	"rdMYAJP+4JhkjBy+MEyiXdcJq9VCmvW/Zzcfz+HT2k0/thUCvqwwgi2VtlBt8hJcTUiMcJytXPJ4kgku",
+	"5hK1bcewbNWBd+/1/+f1H97tnx383Mib1gQJyjlipjJFLWzXzuVT1Y0Grf3tBkOgXhxkU1XEEWBdC3lN",
+	"pALTJu77XiGXLAyCSS/V08grtBZQXrGp8fpUynN8/bjemgZ5TL1O7h8T2BDg5LlmzftG+6PZlen3oWZ3",
+	"UrSJ04PW8emrQa///EV7Dzz0Yi5eU/aZQlRa5ah7FwCWNzP7QbXCylpVNn/RgEUy9WBLcYpp5F+3CJuZ",
+	"LoXF4hddacoPV0TRPW2nOTEQmoT48ZwbPQ1HZ3ROo2vQBI8LiphRkM0R/jkKumWc5eDJkwY+UqvwUh3S",
+	"K2Y0KYN+KpcUKiCPe6j1XVCg05ladtcCLFHNqSIsTWr0Jj6cMxyxq3x0UzfwN3PpWOOixDrCOpfL93c9",
+	"MjCncGOJ/xDOrsJaLiCTX+PuanQ56EOYJMzgTt950zV7USuTUnPoh4bUbbZ9i3CLwzb9tkO4HU8dVAcb",
+	"BtedS9HJiT35p7bATsjiOFed8hc6bDoTGe6Wq6pg3jeqwiQYBpTHQht2Jivg1tIhiMzuD5570Gx9MqP9",
+	"zj+AdP4Fvc4udOEc/gs6UQjl0iIV5EG9kpl3oPuD52uQ0x/3O/8gnX/1Orvd8//qfPrSD/uD582KjTeb",
+	"b0i45yy5B+0aCbrxkb6Fcr0M0GYdjnFj6LMmi30T740PvZ7mCuNa6WTeurElp9a//P7kqDZ//VneWRis",
+	"dHXUpXDDMpgn/jrs5YLIaGeFZubB1dBPawFrt6LlZ/OLlMmJBZQ14ub1JEbBEEbBKLiJjFnHBUQehtb4",
+	"NUbcA2Z6ziuEjgHxUHQcKwxJLYTUfGahu13YN35mM1isRuNsGM10POH0w8Hxq95QD1HmlZ0I/cKYxsm8",
+	"1p7w0P2rmTduiCndJCHSaxGBaUuiIgWaW/UGVj/ppEyqDU2KjfS4BpV/0+++uRbfmKZQ0+E3HO69Mxzu",
+	"o157H5e17A0H+3WK8H001Y1ESSVr5eaPUhArvGB1QppWiNxroXN0oU9Z5ko0pFRJdChUw2StimbdXp1u",
+	"tkJx9phCHjLxeEtexfY9rkKA2GzNXprYyprqZchPyG9zihXK8rJh5Wp9vrrTG+xspO+cdz79e6Oe884F",
+	"fQo2SWckq9QHbiwanDDZ+LulhPK7uBz+b00r44d57qRE12qVWMdiBcIUkzQt6dZ/gJpc4YU1vfKPUJCa",
+	"DmcpWNboT6vGyob1qFjLlSJB7360vvxyhF55G+byol92YyNo1Rsw0bOiDbu6UdsEzmuNbdRIVAHC16pK",
+	"rxxj07MVlF4WTg3QBCfnSnqFJu69isrHHFvz0pZ8z+aEJBYNFjbC7h9E8XIS06u+/F0TIW33ZTfhRnpC",
+	"NV323pmQ1THUluC++vEPwxJ89ek+HrE8Wc+GIp3egkGwmoNsxG9LQd4gRfi+SrErXl0IRr+KdZ6jps9V",
+	"4wG/r2ZWPUd39eXZcVeVtLXbuVIW/dkW745q7R3WygcwNgrDkqDD6NaloNIY6eiqjkqglciPc916K8Gm",
+	"Ym+TVxsX/HSV710RRRE2Qa9pPEevRmtBmGL8sg2mVDZE5plJS7We9uKh5w/5vfA8/F7yUbRcPKsieItu",
+	"0QVoe/HM983zRT35VZvlO+MZsGHBal3gmUhZvNRc5+Tl6VkhlrXUlNAa9HrwN3j7i1PNTbr3k91dv9Zy",
+	"rzH926/U05BGHit21TDaVySV1JR9NVCamLIrmhVRmWin34OfBKfRXo6CMQXKpZcxjFAVT/+9ECKlhN83",
+	"Ld0l+p4baE9zrjhTJviP9XL1kGPn321Oc9/85Jdy3cuHPgxMKee7FPx9Zb7YCD1fLRSs5W/aXOu9hmDW",
+	"b+ZzLS186Pa/kRt5XVrTs0Y+X7OAU3J9ZD7aRiq2f/QrSxsGpniDfayl01eutqRxRpsqscOpIjwhWQIf",
+	"TD61BPNuCNFiIml8HuXB+wsi6dMdbZkMdmxBmIzwRExNpaU9uKScZnqhy6i9imXdK5nSppPCoP73rU//",
+	"/rcvvXAF7NWSQPUI0Iya/GJT4vvd29MzmuxBNFFqZvzF+l+mtnUR8sDfhltbIosnVKqMKJF17eMup2oL",
+	"F2RLzORVXIlv9nZq8ZD1ZFmiyM1o7w75C6flyl+1NOAV248Cll1iBZ/GbTdbXl418/x4/Mt/7mbPf/rl",
+	"19+ys8U/3787fH70+t0/jsTgNXlNTm/P37dj2iD/ah84XZQKj4VF5STTDLTkRCy4qTWgWbjJw2g4DCvd",
+	"H2PN/mt1akmWiYVxhTn6Ko3EiQm5Z/GSNhBhCldN51KZGxa6I/7egtU8779DVzY5/X3f4Pkso2N2fRv8",
+	"hiWmVr10kpbJ7q1hvNoRM8Yrlbf09kg6czlCN7wpMFSHbreODg7QyChwaRJFU84+/fE9vXV4BQ+1L69g",
+	"olWs8GYHqUAN15OADg4cDbiqFqYDxK7vVQnDUmhOIFo8I8TXVMJoNPZvK+kfyfmFPZmDp6CNuawTE0kh",
+	"pQrtPf0EkaGyfGb1d2trbXgcWb/70TDjT18GK/Bp/kib47ilSwU2FpcVRrbezih30cRUy/iN7+w7WYGx",
+	"+r7Ok5yg/9iibvakRKNgH6Ao6CYp9R+NguiR9OCMNYTlrVfHPVy1t/cnR6tD9+9PjrpNGkFd5EkazzOm",
+	"lqd6Yw3V7c/VZHWc4u2M8lNF4s/gqky7kuiELyHF7obwimacKvPEiBKr+ue1iEWawPagk+/uiL9/f3Ro",
+	"vzDXTBDbco58J4rFrs0xSykwDqmISQrZnMsuHCkUbNJWfdH7NuKtWSYQPqPlDyJnRKrlYbWovt5saaWk",
+	"3XP99pQsXVaY5rDF5ns3WFQvJfKLjxd7R2bsF7o01SoZH4um7dP9SJfJOU8NL/eBssCpWojsc+nWGJ6Y",
+	"Qvv4JctgwqQS2bI74iN+thCgbc9sjNBlMmUpoxK0OWiQxUw6J8ZQv/8YHj8uV+SZEk4u6ZRy9fgxtKKt",
+	"q76Xz9TtdqN2XsbHDa5w/WGNnjG5yFiM+RDoIbR/F2+1LdxBT/xxFa/7uOTW1g1G796bm2GKcWx98RUS",
+	"l2BFeHnxiqZnmbjMqJRUWjYi93TL5gWRScgoScpZQM5diZCvAs1d5MUgUEPPNyqQ6lFYTZMJIapi1SNT",
+	"dujxY01hjamJdkfdBnR7WyyO69sQp2KeWOqVoR4LmasJ5UovnvHTkuq5ZbxSLT80907pudlu7QlkuJsN",
+	"sTV7mrwneqUod3WOcGOnpZWLvoxM5ReDbOl2u6MAiz+OnDjSy8nsdUp4hZFxXmABW2jthP3dnTAvoxsC",
+	"41rmsCva3nMFbwW3n+cukp3+dnfEX9rMIefQsXd3EVwI23vnKK8fZg56ymJqBaM95fszEk9oZ9DtWYu+",
+	"sNgWi0WX4OOuyC637Ldy6/XRwcs3py/1N92JmqaoQjCFsuNtQWfW6xiEwRXNpBWH3V63Z2EbnMyYljbd",
+	"XnfbxhyRc28lIsZ/XDYa0xx+Pjt+bULMrROaiNjWqMowBUlCtGUb7y7JNI1c5sGFtjFopvmrBNMiWK5B",
+	"kxEfZ2Jq3mOcZEu4oFjUnClNq3pEW5nuqyvRlE8Fp91/ysgIczPCC5qAKZgqc1/RiM/wWivD+/ffHbXz",
+	"jCmcAKfU5M6gn+tirsqsTLejWZFmoOOUcdqFN8Jd56U7oDRxhk1+jI6SYBj8RNWhXsbKpUGDXq9SI1nr",
+	"FFu4i1qdXHnVX+MdDnoK3ZIADoYfP4XezaX6bGV0TA30fmZC0IpcSqzDpgeINxNvTbC01r/W7LrJQRn0",
+	"ejZt2NyIZlyfVmxYDQ218vJq/Gybv3U1bqkYnV+tKT5vXuHZlg1btYZ2DkwCSdGfuG49X2uLl0rpraJZ",
+	"OruOPuWvXMyodD7CMvbW5RO7kMCCSLiYs1Q5W2sIBjiAl/yJ3B0FZMTjlGFt3TcCNiNRrYbtvzu62764",
+	"udWI1enjzQtt+wLvCWYl/bp//Hr9op9N0PdcNNhIwlrULjelYBvp9kt6e2l5T3rbxS1odWo+MT39YMSM",
+	"o9IUgacRPUNPetv3HNL8PlfOrD9oq8unr9l6PSm27sA1aDErSeA13oVY0UhW1SnKC8biSXqUu0FaWsBb",
+	"hR8fjXhN5UfDI8kz+Ot51BEQGbtysdpOd0ISPysARiPr0MM6RRcofz5gPmZKFJXqbyqba1UQ8+MwdC6k",
+	"8cVw65FDAzfX/8QYo4kj7k3avxgUnPeuuKgVNR+0eGmyp5UbTEcpcjFt2mx3xL3LTLUEVRkl02bGo/fB",
+	"r68hg/LVsB+/NFamaaj/3F1x+181+30z+i0XkLgJa2WtcHM0s1vVbymzfsPbSYsiCg09FpbGhMiV3boc",
+	"/g0v2DRFGOq9neaFktf21lAp4I4XsTrEan0IR2NrETEJ2G1oizYrvHK0SslQJmSXzbJq5KaZ0nhdsFif",
+	"pMYqoc1TKsh1y1z/u8GLXhLHp6+RHSZAp49h+ZZ6LsyZ9y+g97nix0+G05qQS/Gdn5mMHeRGzcqWGqrY",
+	"rKgVU6ngsmlp9vqN9/mHFjXaVLJi6CPz/TomBcTWlilpxqQ2VSVZUYi1Wn/Ea0fv3kKekzgWc+uYD3re",
+	"/4IwuCA8WbAEQZ59/MV+T5Nz6/04J0mSacGn3+gOer1uH03E8nmZCNToqQVsnM8Ec13S8U5v8OxZrxP3",
+	"+gOz0rvPnvSLld7Bju3RsA39JqRbsp/mJCNcUVqqHrKBd/LGXc2+8UV15fqQK/SHujyT0JoJKdlFurRF",
+	"cMq3o7g72tdddYLvYI875gw2vZyf1a3ypa/4VX+jr6oXFD7ZsLf8iq5Cndukr0J5KytXJb/sx083FePG",
+	"57GexsXieLW6VfGZmbt2S8L8Fr5Yygr5FAazeYPu9l4WAMEGD1FRdKsqFkpKXRfeoMFP+IiXlLguGA6B",
+	"kJx+29zmiDfRGJBOu1rKJ09kln7KP1N02jX+zwg5TWSio+ZKTz1Kv5TfEKI6Xj4KIaozJwyHodOyETcf",
+	"YdNmCtEeRDUQvXnB5BdEe6ahKqjevGNSDyJTG7zC5SMjZO9YgszVtQrdHKauUMVGBckewxu8bDcvdTJs",
+	"bt7eyWt0ALw91W8otFfoJ2yM3hCFpdQrt/ri7EwloNZOb7fdhX1HBlM90s+UzmSZEh5JwOdWgdetGkI0",
+	"oSXj+HtcLaBoNGRDMtyEODFttUlbfjcvKcuF7HlRiJ5NtQZLORUFgHBwD6AkD3Ph/92k/Y8myOuC2peX",
+	"Nzd3F433EYumAOFNOTxqAVP30CPvPgBb2vj267MxO8bc4IUeiIERj3/ogCwurht8dyG/s6HALl38vdPb",
+	"3eij/JpY/U1/s47yOwx/UA3kxN7z3xy+atFrRblkgrdXKCebeIGKZNouRAae+reUYYaQKQAyJvNUtUvi",
+	"3Ucfyb38My8ZNyrqNFXCfS4BxwRVy6m9XXjr+YnKpVDQ8uWlQpFacrTQSYw8sR0WbqQurPS/jLi2PGWR",
+	"Bji0Rb0wHqYlozKOI4ziTAlfoh4jjciMKqUKImihJB3xSOvOLrzVNurA1JSjSlOx2PNSj4wVv5iIlJqw",
+	"IJFwQccio6v8Q5s7hyKzeWOR6c1BXxjeWFRsjb12vXFXTHhwlcPAopd9nm3pIxgGum0Pbm7/9Dr+M/kT",
+	"klKVleJE1il9jVOgnn4eVG+JriWaN9QTqxv/1ZodHjbJpTe5el+YvoS8QKYspnIrHVzNeBWVVMpdG/T6",
+	"XrK1lx5wg3wlXbUoK1fDFOb42DTyyk+DoGoqC07vUqzWFhhZRS61971qOtZKXyM+5bc3qMv3yG8qM0uX",
+	"fG8qy/wLrzeVZZXrbauyTC/7GnH2E1VK2wHI8sS4WFhrcvjB2KkcN4mxBuvaGG5NuJ+pcLCl+k0OiwlR",
+	"aCAhnhhpvQsHeIm4BAy+N90fLrIRR2FRjXpgInTOV9WEZqb0CElT2cTTjVlZtmJKDGvnNtyv0S31FO+g",
+	"yj0Mee2Y0d36UX5h9o9LkmYf9HZ6epVTDGrkGDarUHpjxvM0Ld9D5mJY5joPGz0rV0nMda/tdhfO2LSC",
+	"rBlx20SltmVRu9zmt7riDfpjYe7vGOYKm/EDTESaWL8C6kD7Fg9f0oOiBWEqwnfNubEK1IrLQpy/YMRb",
+	"jRfL+Xcaog8JtR7ClIGGufueUa2qXvW83dtpj3hKFcyEOZTyM5vBnNvyww4EtQcEuOCd3Hdhh+zwR5F3",
+	"z3O0OuyfH8O7+eo+kM10k6OxnhzO7SG0k0Ikrzge7uVC0B0UUvzmzgGqVYZlla3+Eddxh8H2JuzIv5H8",
+	"L275lQLcK96lGVteJLLgDs3iPPwWrvBTzQkRg1kHyt4dsDriyJVHQRUwOwrahVfc94eX2KL1dp+5ytGY",
+	"TyWSJVTMVufzpb/NSQqtnV4vr8Jtb8t0e9bkZG5yLZdLpFWa3NNqDvqavTykXHq06gXR8nscGguoCe5x",
+	"9tyPjVcwoPyyBZvb1mSuFtjom0sen+zumvnMMmorEDyGfYulsPLSlDPHeo2mpnnkrjzXY32iRUzDHei9",
+	"bi/C9KNiEfoRInfpFeWAt8Z7NzOSVAqY4N1eoM3XEAjYpAGDmM+0yMHhFUK6VtzawHXvUsy6q0d0NqHL",
+	"nBzyStUyL1UtoRWhibTd65+biGnke+ZRHa3TTy1IQMq6h6lUF1VNVGyakixlflqB4fMI5eY0dFXu8iCB",
+	"cdhX3tavGty2n+/ekOVez23/3VHx757+EBoFgiibRaI1XyClsIXVu5QAwo0ObsYYNqzXblE0Xq+00Spy",
+	"6CvuzH0uCdBL71BDnlJmEUPmomnTjtkmrMnlCtvpN28vRqo5jDNUkG5iMaXrTBZz/QGpItLzzPwi9peJ",
+	"lO4B4UvBKdaxh0uq9CnazivorwjJPEw85uv0mjDARAgv8WuzJo79r+6tHW0UiairUOVDWapUKzL8YcVt",
+	"xhjgR0GD8kUfW6yM/N21m92NPrqze/749NWd3fPfXyN6u64M/ip3Ri1L0lqVdbfvaenNbxjdqqV2Nmj8",
+	"JsOjnJIt0oRKZS6k7/7p/FW3oj/wvPl7AC1klehWb4eVYIZJS/exufa+eml0X9FUGHg/b2+4hkeXk+pY",
+	"qXa7Vmk0+x/xJv7f8rl3AeNuO1zGPEsLdbRWO8Em3ROYCKlMror+lxmBFOmVHoGBEnAypeggA7BYLSOu",
+	"mURWZl+XoEQbCKRCzLR2EsIsY1dE0RBSxj93MPMwBDkhKC8Pfnqzf9ZG1W3O5YzGaMHlSW8xkSrvbZ1S",
+	"5K7jxumGMOcpldJdH+81wDhEH16++Pnt218qC2l4bTyh8Wf94pQk1NwnBEQZtLNuzpaEWeZlNV3bJFZz",
+	"kqZLyJFtWk9pHb45hYxeMAxaWc3fkJFeeq0cY1EB1GDIyrodw/V1O3CemPaLaV1d+FBU6sAMfSaLMh6l",
+	"yJmciIUEpvZcBhFqlVh2AffZ3qf0GCKTJO+uq7KX6mP4y4otfAGVeAktSSlEdhJYLEWbKJEpdhLplnlR",
+	"g8EgiM4qJ7FIsffKNIixxZ2XpCqJtT6W0uSSJkZP4mIx4oIbABXuulRa0TSkfLG0rRgd0j10O4p1jHL0",
+	"PrZnI4YjntPOyctXJy9Pfz4/enP28uTv+68jQNuwpjoZg7KUAH9XBeruDN6CRjZSW/rfcASNgAX7yJAh",
+	"IvktLSIzMQRpILqa8r+7uvMnUl3WSTe7GXg90vuT15o9FA4Pe5pakl1q88MJsXazYGtSara++H/eFqnR",
+	"UmVmiw5YBupyVJNMzGZOxjCV19xa5jkrNg2suyLEUjtat0VZzGc/bEzFn8+P4DHcJLhSZty+BrVKVWpU",
+	"iH+iav1ufht1eKXz23vnL2p5AJY0EQtUHFZSS1iq3mtrSa1Stu/kaK6Wnfu0GVPbKrjVSnzVG7rILaQC",
+	"W2TBRkODz0aG+0g6TgssCfO4NDVgIT7HElNiPOJEKW3qS5cLpFVg89Mjaa6awssp5ioWU6PShBZKPHM5",
+	"dkVtYyzhYj/HmoZz2oVXjJvrMyrc+DOdKXREeXrO2cs3Z0dv30SrkEv+0h4Wy3ULimk/x2Chrs2X/lBa",
+	"5gKcXq8XOnya/qu9Ms8JIUSNqCWsTJcXmsQmvUqT9TqT9wzebcZ17PIs16V9FMvwF8/5ep5zViTTefQl",
+	"xveRWQ/BccrXWq/kKaZCvykCIsbuTux6LkoUgqR40jMxv5yULuV+JA0yYZgbNbaQgw09mPReGYuZVstq",
+	"ab7QlOWbm0eIxxzx1v1zfb3rI3WDNsM3GvFsntIQZjQrsl6hlhV858TdEXeZu/AVibt/H9zG1wp/4dHh",
+	"KnZ1hxTdUoC0IYPVr6Ns7fDbcoVtoYW7Ze36FZ0bxnGSXwC+Jlm4fA/5pj2XryFvyKA9rE4cWvqkPJLV",
+	"JJT2rQN7wNxpV47HBDXdgLxkqDWjMQkaD5dVXeQ5l0PZf0C+8/dN8D4ag6TKqxdgRcHqUgEFEf2VXr1R",
+	"erXg9NZAnM9C/z6wys998oLyj/9KmP0BEmYlVoHN9Y1KjkrnauB8R2Wl59sifEs6jMmOWOU5KlPW90Lo",
+	"/tHJVjsbfXRnvf47U+KmsN6cEFcge9/yEuSVN2rQXdjHMszooE6EQZEAvWba4HegFZPyLEGJEXfoFKM3",
+	"hwaotDOE8u+PJCbwaL3VpfJeUWKulGxSxkfc18a/Kcg3r794L1jvHpAR/1rMbu10/imAu3cXh6cTsbi3",
+	"OLQfr89q+V8G2n1ABvq/gxcav2rBBm8Vyl+H0jVDy66a7V+vlN8jCdpEdwHyVjQlnylkcx5hgpARzzBR",
+	"ajbc2kJYwERINXzee47DNrVBt/BU2ik0pbY2VdzF+HMC6D/MUzDQp+iSMQolfirHQYPlcEtJ2byHnRBG",
+	"Fb1oFPjtszhe0b7bI7hidJGDv8iUru05B+5iViFXcHr4C7QiGqcy+RyFI27Am85tyiRcDYyv5eD1kXkx",
+	"ThmwOPba1vvxu5yIRdTGlCZg7rqwfBKadOrzcPUhLZ7RFq+DWSYuTJapKx9gS+WFdY2qXOvQgU3KRTzL",
+	"BVdNMNC2jBURG2zeEqinIfoZerf7EAmVUCi0alCMtsXgEEjmmT6kIObqQlx3LRh8mQqSoECdVLEPYLh3",
+	"aUlz16Km7+tO/qdvZeHXWGCmEVl0SunqzvJkNcugrfOOXXKi5hnNvW8ZVZnNCC7L4LflUXwb1II/8nvD",
+	"LPf5EgbX125DPcSIUcv7Dd8cmhuYZA0Bdkt9WUs+ob2NBvJL96wjTlQ8y48kmEtimgLrNzf/LwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -127,7 +127,7 @@ const tokenHeader = "X-Auth-Token"
 // authenticate is the middleware that decides who may call what, before the
 // request is validated:
 //   - MSF (/v1/): callers from the allow-list pass; others need an admin token,
-//     else 403 990003. Only the connection's peer address counts:
+//     else 403 990003. /v1/subscriptions needs an admin token from anywhere. Only the connection's peer address counts:
 //     X-Forwarded-For, X-Real-IP and Forwarded are ignored.
 //   - ICC (/v1.0/icc/): every request needs a token (401); writes need the
 //     admin role (403).
@@ -136,7 +136,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		r := c.Request()
 		switch familyOf(r.URL.Path) {
 		case familyMSF:
-			if s.allowedPeer(r.RemoteAddr) {
+			if s.allowedPeer(r.RemoteAddr) && !adminOnly(r.URL.Path) {
 				return next(c)
 			}
 			p, err := s.principal(r)

@@ -3,14 +3,20 @@ package server
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/labstack/echo/v4"
 
 	"example.com/opsvc/store"
@@ -110,6 +116,25 @@ func BenchmarkValidator(b *testing.B) {
 	}
 }
 
+// benchSQLite is a real SQLite store with that many subscribers of
+// operation.terminal.
+func benchSQLite(b *testing.B, subscribers int) Store {
+	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(b.TempDir(), "bench.db"), store.Options{EncodeEvent: EncodeEvent})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	for range subscribers {
+		_, err := st.CreateSubscription(context.Background(), store.Subscription{
+			URL: "https://receiver.example/hook", Secret: newSecret(), Events: []string{store.EventOperationTerminal},
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	return st
+}
+
 // BenchmarkServer_PutOperation is A1 through the whole Echo stack (access
 // log, auth, body check, validator, handler, conversion), on a store that
 // does nothing and on the real SQLite store.
@@ -119,14 +144,11 @@ func BenchmarkServer_PutOperation(b *testing.B) {
 		open func(b *testing.B) Store
 	}{
 		{"fake store", func(*testing.B) Store { return putOnly{} }},
-		{"sqlite store", func(b *testing.B) Store {
-			st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(b.TempDir(), "bench.db"), store.Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { st.Close() })
-			return st
-		}},
+		{"sqlite store", func(b *testing.B) Store { return benchSQLite(b, 0) }},
+		// With one subscriber of operation.terminal, each completed
+		// notification also writes its event (encoded as the service
+		// does) in the same transaction.
+		{"sqlite store, 1 subscriber", func(b *testing.B) Store { return benchSQLite(b, 1) }},
 	}
 	for _, st := range stores {
 		b.Run(st.name, func(b *testing.B) {
@@ -151,4 +173,92 @@ func BenchmarkServer_PutOperation(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkServer_PutOperationParallel is A1 through the whole Echo stack
+// from 32 goroutines, as opsbench's 32 connections, on SQLite and (with
+// TEST_MYSQL_DSN) MariaDB/MySQL, without and with one subscriber of
+// operation.terminal: the cost of the outbox on the write path.
+//
+//	TEST_MYSQL_DSN=mysql://root:@127.0.0.1:3306/test go test -run '^$' -bench PutOperationParallel ./server/
+func BenchmarkServer_PutOperationParallel(b *testing.B) {
+	dsns := map[string]func(b *testing.B) string{
+		"sqlite": func(b *testing.B) string { return "sqlite:" + filepath.Join(b.TempDir(), "bench.db") },
+	}
+	if base := os.Getenv("TEST_MYSQL_DSN"); base != "" {
+		dsns["mysql"] = func(b *testing.B) string { return benchMySQLDatabase(b, base) }
+	}
+	for _, backend := range []string{"sqlite", "mysql"} {
+		dsn := dsns[backend]
+		if dsn == nil {
+			continue
+		}
+		for _, subscribers := range []int{0, 1} {
+			b.Run(fmt.Sprintf("%s/%d subscriber", backend, subscribers), func(b *testing.B) {
+				st, err := store.Open(context.Background(), dsn(b), store.Options{EncodeEvent: EncodeEvent})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { st.Close() })
+				for range subscribers {
+					_, err := st.CreateSubscription(context.Background(), store.Subscription{
+						URL: "https://receiver.example/hook", Secret: newSecret(), Events: []string{store.EventOperationTerminal},
+					})
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				s, err := New(Options{Store: st, AllowedCIDRs: mustPrefixes("127.0.0.0/8")})
+				if err != nil {
+					b.Fatal(err)
+				}
+				const placeholder = "op-bench-XXXXXXXXXXXXXXXXXXXXXXXX"
+				bodies := [2][]byte{benchNotification(b, placeholder, false), benchNotification(b, placeholder, true)}
+				var writers atomic.Int64
+				run := benchRuns.Add(1)
+				b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0)))
+				b.RunParallel(func(pb *testing.PB) {
+					w := writers.Add(1)
+					for i := 0; pb.Next(); i++ {
+						id := fmt.Sprintf("op-bench-%08d-%06d-%08d", run, w, i/2)
+						req := newPutRequest(id, bytes.ReplaceAll(bodies[i%2], []byte(placeholder), []byte(id)))
+						rec := httptest.NewRecorder()
+						s.ServeHTTP(rec, req)
+						if rec.Code != http.StatusOK {
+							b.Errorf("%s: %d %s", id, rec.Code, rec.Body)
+							return
+						}
+					}
+				})
+			})
+		}
+	}
+}
+
+// benchRuns numbers the benchmark runs, whose ids must not meet.
+var benchRuns atomic.Int64
+
+// benchMySQLDatabase creates a database for one benchmark on the server of
+// base (mysql://USER:PASS@HOST:PORT/DB), dropped when it ends.
+func benchMySQLDatabase(b *testing.B, base string) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := mysql.NewConfig()
+	cfg.User = u.User.Username()
+	cfg.Passwd, _ = u.User.Password()
+	cfg.Net, cfg.Addr = "tcp", u.Host
+	db, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	name := fmt.Sprintf("opsvc_bench_%d_%d", os.Getpid(), benchRuns.Add(1))
+	if _, err := db.Exec("CREATE DATABASE " + name); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _, _ = db.Exec("DROP DATABASE " + name) })
+	u.Path = "/" + name
+	return u.String()
 }

@@ -336,3 +336,52 @@ func deref(s *string) string {
 	}
 	return *s
 }
+
+// subscriptionToGen is a subscription as answered, without its secret.
+func subscriptionToGen(in store.Subscription) gen.Subscription {
+	out := gen.Subscription{
+		Id:        in.ID,
+		Url:       in.URL,
+		CreatedAt: in.CreatedAt,
+		Active:    in.DisabledReason == "",
+		Events:    make([]gen.EventType, len(in.Events)),
+	}
+	for i, e := range in.Events {
+		out.Events[i] = gen.EventType(e)
+	}
+	if in.DisabledReason != "" {
+		out.DisabledReason = &in.DisabledReason
+	}
+	if f := in.Filter; f.OperationIDPrefix != "" || len(f.Statuses) > 0 || f.TenantID != "" {
+		out.Filter = &gen.SubscriptionFilter{}
+		if f.OperationIDPrefix != "" {
+			out.Filter.OperationIdPrefix = &f.OperationIDPrefix
+		}
+		if len(f.Statuses) > 0 {
+			out.Filter.Statuses = &f.Statuses
+		}
+		if f.TenantID != "" {
+			out.Filter.TenantId = &f.TenantID
+		}
+	}
+	return out
+}
+
+// deliveryToGen is a delivery as the deliveries list answers it.
+func deliveryToGen(in store.Delivery) gen.Delivery {
+	out := gen.Delivery{
+		WebhookId:      in.WebhookID,
+		EventType:      gen.EventType(in.EventType),
+		OperationId:    in.OperationID,
+		State:          gen.DeliveryState(in.State),
+		Attempts:       in.Attempts,
+		CreatedAt:      in.CreatedAt,
+		LastAttemptAt:  in.LastAttemptAt,
+		LastStatusCode: in.LastStatus,
+		NextAttemptAt:  in.NextAttemptAt,
+	}
+	if in.LastError != "" {
+		out.LastError = &in.LastError
+	}
+	return out
+}

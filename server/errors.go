@@ -96,6 +96,8 @@ func classify(err error) reply {
 		return reply{http.StatusForbidden, "990003", "Forbidden"}
 	case errors.Is(err, ErrAuthUnavailable):
 		return reply{http.StatusServiceUnavailable, "020001", "identity service unreachable"}
+	case errors.Is(err, errNoSubscription):
+		return reply{http.StatusNotFound, "030001", errNoSubscription.Error()}
 	case errors.Is(err, store.ErrNotFound):
 		return reply{http.StatusNotFound, "030001", "operation_id: no such operation"}
 	case errors.Is(err, store.ErrConflict):

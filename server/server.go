@@ -22,6 +22,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"example.com/opsvc/gen"
+	"example.com/opsvc/webhook"
 )
 
 var _ gen.StrictServerInterface = (*Server)(nil)
@@ -54,6 +55,12 @@ type Options struct {
 	// (wait=), the database is asked whether another instance ended them;
 	// 0 means DefaultWaitPoll.
 	WaitPoll time.Duration
+	// Subscriptions keeps webhook subscriptions; nil answers 503 to
+	// /v1/subscriptions.
+	Subscriptions SubscriptionStore
+	// WebhookURLs checks subscription URLs; nil refuses private, loopback
+	// and link-local targets (webhook.NewGuard(nil)).
+	WebhookURLs URLChecker
 }
 
 const defaultReadyTimeout = time.Second
@@ -73,6 +80,8 @@ type Server struct {
 	echo               *echo.Echo
 	metrics            *metrics
 	tracer             trace.Tracer
+	subs               SubscriptionStore
+	webhookURLs        URLChecker
 }
 
 // New wires the middleware and the generated routes:
@@ -88,6 +97,13 @@ func New(o Options) (*Server, error) {
 	}
 	if s.auth == nil {
 		s.auth = noTokens{}
+	}
+	s.subs, s.webhookURLs = o.Subscriptions, o.WebhookURLs
+	if s.subs == nil {
+		s.subs = unavailableSubscriptions{}
+	}
+	if s.webhookURLs == nil {
+		s.webhookURLs = webhook.NewGuard(nil)
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -55,31 +55,59 @@ func BenchmarkStore_PutOperationWorkload(b *testing.B) {
 			if be.missing != "" {
 				b.Skipf("skipping the %s backend: %s", be.name, be.missing)
 			}
-			s := mustOpen(b, be, Options{})
-			b.Run("one writer", func(b *testing.B) {
-				i := 0
-				for b.Loop() {
-					mustPutOperation(b, s, benchOperation(fmt.Sprintf("serial-%d", i/2), i%2 == 1))
-					i++
+			for _, subscribers := range []int{0, 1} {
+				name := "no subscriber"
+				if subscribers > 0 {
+					name = "1 subscriber (operation.terminal)"
 				}
-			})
-			// As many writers as opsbench's connections. On SQLite the one
-			// connection serializes them.
-			b.Run("32 writers", func(b *testing.B) {
-				b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0)))
-				var writers atomic.Int64
-				b.RunParallel(func(pb *testing.PB) {
-					w := writers.Add(1)
-					for i := 0; pb.Next(); i++ {
-						// b.N tells the calls of this function apart.
-						op := benchOperation(fmt.Sprintf("parallel-%d-%d-%d", b.N, w, i/2), i%2 == 1)
-						if _, err := s.PutOperation(context.Background(), op); err != nil {
-							b.Error(err) // not Fatal: this is not the benchmark's goroutine
-							return
-						}
-					}
-				})
-			})
+				b.Run(name, func(b *testing.B) { benchPutWorkload(b, be, subscribers) })
+			}
 		})
 	}
+}
+
+// benchRuns numbers the calls of the benchmark functions, whose ids must
+// not meet those of an earlier call on the same store.
+var benchRuns atomic.Int64
+
+// benchPutWorkload is the A1 workload on a fresh store with that many
+// subscribers of operation.terminal: with one, every second write (the
+// completed one) also writes an event to the outbox, in one transaction.
+func benchPutWorkload(b *testing.B, be backend, subscribers int) {
+	s := mustOpen(b, be, Options{})
+	for range subscribers {
+		_, err := s.CreateSubscription(context.Background(), Subscription{
+			URL: "https://receiver.example/hook", Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwMfKQ9r8GKYo=",
+			Events: []string{EventOperationTerminal},
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("one writer", func(b *testing.B) {
+		// Each call of this function (-count, b.N rounds) has ids of its own.
+		run := benchRuns.Add(1)
+		i := 0
+		for b.Loop() {
+			mustPutOperation(b, s, benchOperation(fmt.Sprintf("serial-%d-%d", run, i/2), i%2 == 1))
+			i++
+		}
+	})
+	// As many writers as opsbench's connections. On SQLite the one
+	// connection serializes them.
+	b.Run("32 writers", func(b *testing.B) {
+		b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0)))
+		var writers atomic.Int64
+		run := benchRuns.Add(1)
+		b.RunParallel(func(pb *testing.PB) {
+			w := writers.Add(1)
+			for i := 0; pb.Next(); i++ {
+				op := benchOperation(fmt.Sprintf("parallel-%d-%d-%d", run, w, i/2), i%2 == 1)
+				if _, err := s.PutOperation(context.Background(), op); err != nil {
+					b.Error(err) // not Fatal: this is not the benchmark's goroutine
+					return
+				}
+			}
+		})
+	})
 }

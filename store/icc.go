@@ -115,56 +115,74 @@ func (s *Store) PutICCOperation(ctx context.Context, op ICCOperation) (stored IC
 		op.ResourceType = DefaultResourceType
 	}
 	now := utcSecond(s.now())
+	set := s.subscriptionsNow()
+	wantsEvents := set.wants(EventICCOperationUpdated)
+	wrote := false
 
 	err = s.inTx(ctx, func(tx *gorm.DB) error {
-		row := iccOperationToRow(op)
-		var old iccRow
-		err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).
-			Where("operation_id = ?", op.ID).
-			Take(&old).Error
-		switch {
-		case errors.Is(err, gorm.ErrRecordNotFound):
-			// seq is assigned here, once: the order recorded.
-			row.CreatedAt, row.UpdatedAt = now, now
-			if iccTerminal[op.OperationStatus] {
-				row.TerminalAt = &now
-			}
-			if err := tx.Create(&row).Error; err != nil {
-				return err
-			}
-			w = Created
-			return s.refreshLatest(tx, connectionKey{op.TenantID, op.ConnectionID})
-		case err != nil:
+		w, wrote = 0, false
+		if err := s.putICC(tx, op, now, &w); err != nil || !wantsEvents || w == Repeated {
 			return err
 		}
-		if err := checkICCTransition(old.OperationStatus, op.OperationStatus); err != nil {
-			return err
-		}
-		if sameICCRow(old, row) {
-			w = Repeated
-			return nil
-		}
-		w = Replaced
-		row.UpdatedAt = now
-		if iccTerminal[op.OperationStatus] {
-			// A terminal status sent again keeps the first time.
-			row.TerminalAt = cmp.Or(old.TerminalAt, &now)
-		}
-		err = tx.Model(&iccRow{}).
-			Where("seq = ?", old.Seq).
-			Select("*").Omit("seq", "operation_id", "created_at").
-			Updates(&row).Error
-		if err != nil {
-			return err
-		}
-		// A replacement may move the operation in time, or to another
-		// connection or tenant: both connections' latest may change.
-		return s.refreshLatest(tx, connectionKey{old.TenantID, old.ConnectionID}, connectionKey{op.TenantID, op.ConnectionID})
+		// The deliveries commit with the write, or neither does.
+		var err error
+		wrote, err = s.iccOutbox(tx, set, op)
+		return err
 	})
 	if err != nil {
 		return ICCOperation{}, 0, fmt.Errorf("put icc operation %q: %w", op.ID, s.translate(err))
 	}
+	if wrote {
+		s.deliveriesWritten()
+	}
 	return op, w, nil
+}
+
+// putICC is PutICCOperation's write within tx; w says what it did.
+func (s *Store) putICC(tx *gorm.DB, op ICCOperation, now time.Time, w *Write) error {
+	row := iccOperationToRow(op)
+	var old iccRow
+	err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).
+		Where("operation_id = ?", op.ID).
+		Take(&old).Error
+	switch {
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		// seq is assigned here, once: the order recorded.
+		row.CreatedAt, row.UpdatedAt = now, now
+		if iccTerminal[op.OperationStatus] {
+			row.TerminalAt = &now
+		}
+		if err := tx.Create(&row).Error; err != nil {
+			return err
+		}
+		*w = Created
+		return s.refreshLatest(tx, connectionKey{op.TenantID, op.ConnectionID})
+	case err != nil:
+		return err
+	}
+	if err := checkICCTransition(old.OperationStatus, op.OperationStatus); err != nil {
+		return err
+	}
+	if sameICCRow(old, row) {
+		*w = Repeated
+		return nil
+	}
+	*w = Replaced
+	row.UpdatedAt = now
+	if iccTerminal[op.OperationStatus] {
+		// A terminal status sent again keeps the first time.
+		row.TerminalAt = cmp.Or(old.TerminalAt, &now)
+	}
+	err = tx.Model(&iccRow{}).
+		Where("seq = ?", old.Seq).
+		Select("*").Omit("seq", "operation_id", "created_at").
+		Updates(&row).Error
+	if err != nil {
+		return err
+	}
+	// A replacement may move the operation in time, or to another
+	// connection or tenant: both connections' latest may change.
+	return s.refreshLatest(tx, connectionKey{old.TenantID, old.ConnectionID}, connectionKey{op.TenantID, op.ConnectionID})
 }
 
 // sameICCRow reports whether two rows of one operation hold the same record,

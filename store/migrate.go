@@ -269,6 +269,79 @@ var migrations = []migration{
 			`UPDATE icc_operations SET terminal_at = updated_at WHERE operation_status IN ('complete', 'error')`,
 		},
 	},
+	{
+		version: 6,
+		name:    "webhook subscriptions and their delivery outbox",
+		// webhook_deliveries is the outbox: one row per event and
+		// subscription, written in the transaction of the notification that
+		// caused it. Times are Unix milliseconds, compared as numbers on both
+		// dialects. Claims read (state, next_attempt_ms); the order of one
+		// operation's events per subscription is checked on
+		// (subscription_id, subject, seq); the visibility list reads
+		// (subscription_id, seq).
+		mysql: []string{
+			`CREATE TABLE IF NOT EXISTS webhook_subscriptions (
+				id VARCHAR(32) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+				url VARCHAR(2048) NOT NULL,
+				secret VARCHAR(128) NOT NULL,
+				events VARCHAR(255) NOT NULL,
+				filter TEXT NULL,
+				created_at DATETIME NOT NULL,
+				disabled_reason VARCHAR(512) NULL,
+				PRIMARY KEY (id)
+			)` + mysqlTableOptions,
+			`CREATE TABLE IF NOT EXISTS webhook_deliveries (
+				seq BIGINT NOT NULL AUTO_INCREMENT,
+				msg_id VARCHAR(40) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+				subscription_id VARCHAR(32) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+				event_type VARCHAR(32) NOT NULL,
+				subject VARCHAR(140) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+				payload LONGTEXT NOT NULL,
+				state VARCHAR(16) NOT NULL,
+				attempts INT NOT NULL,
+				created_ms BIGINT NOT NULL,
+				next_attempt_ms BIGINT NOT NULL,
+				claim VARCHAR(40) NULL,
+				last_attempt_ms BIGINT NULL,
+				last_status INT NULL,
+				last_error VARCHAR(512) NULL,
+				PRIMARY KEY (seq),
+				KEY webhook_deliveries_due (state, next_attempt_ms),
+				KEY webhook_deliveries_order (subscription_id, subject, seq),
+				KEY webhook_deliveries_subscription (subscription_id, seq)
+			)` + mysqlTableOptions,
+		},
+		sqlite: []string{
+			`CREATE TABLE IF NOT EXISTS webhook_subscriptions (
+				id TEXT NOT NULL PRIMARY KEY,
+				url TEXT NOT NULL,
+				secret TEXT NOT NULL,
+				events TEXT NOT NULL,
+				filter TEXT NULL,
+				created_at DATETIME NOT NULL,
+				disabled_reason TEXT NULL
+			)`,
+			`CREATE TABLE IF NOT EXISTS webhook_deliveries (
+				seq INTEGER PRIMARY KEY AUTOINCREMENT,
+				msg_id TEXT NOT NULL,
+				subscription_id TEXT NOT NULL,
+				event_type TEXT NOT NULL,
+				subject TEXT NOT NULL,
+				payload TEXT NOT NULL,
+				state TEXT NOT NULL,
+				attempts INTEGER NOT NULL,
+				created_ms INTEGER NOT NULL,
+				next_attempt_ms INTEGER NOT NULL,
+				claim TEXT NULL,
+				last_attempt_ms INTEGER NULL,
+				last_status INTEGER NULL,
+				last_error TEXT NULL
+			)`,
+			`CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries (state, next_attempt_ms)`,
+			`CREATE INDEX IF NOT EXISTS webhook_deliveries_order ON webhook_deliveries (subscription_id, subject, seq)`,
+			`CREATE INDEX IF NOT EXISTS webhook_deliveries_subscription ON webhook_deliveries (subscription_id, seq)`,
+		},
+	},
 }
 
 // latestOfEachConnection selects, for icc_latest, the operation of each

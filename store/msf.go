@@ -151,14 +151,23 @@ func insertOperation() string {
 // last_update_time, which the condition reads, come last (the condition is
 // unchanged by their own update: once allowed, still allowed). updated_at
 // moves only when something else does, so that a repeat changes no row.
-func upsertMySQL() string {
+func upsertMySQL() string { return upsertMySQLNoting("") }
+
+// upsertMySQLNoting is upsertMySQL with note ANDed into its first
+// assignment's condition, which runs before any column changes: an
+// expression that is always true and records something of the stored row.
+func upsertMySQLNoting(note string) string {
 	values := func(c string) string { return "VALUES(" + c + ")" }
 	ok := transitionAllowed(values)
 	var same []string
 	for _, c := range contentColumns() {
 		same = append(same, c+" <=> VALUES("+c+")")
 	}
-	set := []string{"updated_at = IF(" + ok + " AND NOT (" + strings.Join(same, " AND ") + "), VALUES(updated_at), updated_at)"}
+	changed := ok + " AND NOT (" + strings.Join(same, " AND ") + ")"
+	if note != "" {
+		changed = note + " AND " + changed
+	}
+	set := []string{"updated_at = IF(" + changed + ", VALUES(updated_at), updated_at)"}
 	for _, c := range operationColumns {
 		switch c {
 		case "id", "created_at", "updated_at", "status", "last_update_time":
@@ -245,6 +254,31 @@ func (s *Store) PutOperation(ctx context.Context, op Operation) (repeat bool, er
 		row.TerminalAt = &row.CreatedAt
 	}
 	values := operationValues(&row)
+	// With no subscription for its events (the cache, see
+	// subscriptionSet), a notification is the one statement below;
+	// otherwise one transaction writes it and its deliveries.
+	// Only a terminal notification can cause operation.terminal: the
+	// progress notifications before it stay one statement when nobody
+	// subscribed to operation.updated.
+	set := s.subscriptionsNow()
+	if set.wants(EventOperationUpdated) || (statusRank[op.Status] == terminalRank && set.wants(EventOperationTerminal)) {
+		wrote := false
+		err = s.withRetry(ctx, func(ctx context.Context) (err error) {
+			if s.dialect == dialectMySQL {
+				repeat, wrote, err = s.putOperationPrepared(ctx, op, values, set)
+			} else {
+				repeat, wrote, err = s.putOperationWithEvents(ctx, op, values, set)
+			}
+			return err
+		})
+		if err != nil {
+			return false, fmt.Errorf("put operation %q: %w", op.ID, s.translate(err))
+		}
+		if wrote {
+			s.deliveriesWritten()
+		}
+		return repeat, nil
+	}
 	err = s.withRetry(ctx, func(ctx context.Context) error {
 		repeat = false
 		if err := ctx.Err(); err != nil {
@@ -269,16 +303,7 @@ func (s *Store) PutOperation(ctx context.Context, op Operation) (repeat bool, er
 		if n, err := res.RowsAffected(); err != nil || n > 0 {
 			return err
 		}
-		var old operationRow
-		err = s.db.WithContext(ctx).Select("status", "last_update_time").Where("id = ?", row.ID).Take(&old).Error
-		if err != nil {
-			if errors.Is(err, gorm.ErrRecordNotFound) {
-				return errRace // removed since: try again
-			}
-			return err
-		}
-		// A refusal, or the stored notification again.
-		if err := checkTransition(Operation{Status: old.Status, LastUpdateTime: old.LastUpdateTime}, op); err != nil {
+		if err := s.unchanged(ctx, op); err != nil {
 			return err
 		}
 		repeat = true
@@ -288,6 +313,20 @@ func (s *Store) PutOperation(ctx context.Context, op Operation) (repeat bool, er
 		return false, fmt.Errorf("put operation %q: %w", op.ID, s.translate(err))
 	}
 	return repeat, nil
+}
+
+// unchanged tells why a write of op changed nothing: a refusal (a
+// *ConflictError), or (MySQL) the stored notification again, unchanged (nil).
+func (s *Store) unchanged(ctx context.Context, op Operation) error {
+	var old operationRow
+	err := s.db.WithContext(ctx).Select("status", "last_update_time").Where("id = ?", op.ID).Take(&old).Error
+	if err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return errRace // removed since: try again
+		}
+		return err
+	}
+	return checkTransition(Operation{Status: old.Status, LastUpdateTime: old.LastUpdateTime}, op)
 }
 
 // putStatement is putOperationSQL, prepared on first use. Executing a

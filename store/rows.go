@@ -220,3 +220,41 @@ type schemaVersionRow struct {
 }
 
 func (schemaVersionRow) TableName() string { return "schema_version" }
+
+// subscriptionRow is one webhook subscription. Events is a comma-separated
+// list of event types; Filter the JSON of a SubscriptionFilter, NULL when
+// there is none. DisabledReason is NULL while the subscription is active.
+type subscriptionRow struct {
+	ID             string    `gorm:"column:id;primaryKey"`
+	URL            string    `gorm:"column:url"`
+	Secret         string    `gorm:"column:secret"`
+	Events         string    `gorm:"column:events"`
+	Filter         *string   `gorm:"column:filter"`
+	CreatedAt      time.Time `gorm:"column:created_at;autoCreateTime:false"`
+	DisabledReason *string   `gorm:"column:disabled_reason"`
+}
+
+func (subscriptionRow) TableName() string { return "webhook_subscriptions" }
+
+// deliveryRow is one event for one subscription in the outbox,
+// webhook_deliveries. Times are Unix milliseconds. Claim is the token of the
+// dispatcher that holds the row until NextAttemptMS (its lease), NULL when
+// none does.
+type deliveryRow struct {
+	Seq            int64   `gorm:"column:seq;primaryKey;autoIncrement"`
+	MsgID          string  `gorm:"column:msg_id"`
+	SubscriptionID string  `gorm:"column:subscription_id"`
+	EventType      string  `gorm:"column:event_type"`
+	Subject        string  `gorm:"column:subject"`
+	Payload        string  `gorm:"column:payload"`
+	State          string  `gorm:"column:state"`
+	Attempts       int     `gorm:"column:attempts"`
+	CreatedMS      int64   `gorm:"column:created_ms"`
+	NextAttemptMS  int64   `gorm:"column:next_attempt_ms"`
+	Claim          *string `gorm:"column:claim"`
+	LastAttemptMS  *int64  `gorm:"column:last_attempt_ms"`
+	LastStatus     *int    `gorm:"column:last_status"`
+	LastError      *string `gorm:"column:last_error"`
+}
+
+func (deliveryRow) TableName() string { return "webhook_deliveries" }

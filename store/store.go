@@ -48,6 +48,12 @@ type Options struct {
 	// Tracer, when set, makes a span of each statement and transaction, a
 	// child of the span in the call's ctx. nil: no tracing, at no cost.
 	Tracer trace.Tracer
+	// EncodeEvent makes a webhook event's payload; nil means a minimal one
+	// (type, timestamp, the operation's id and status).
+	EncodeEvent func(Event) ([]byte, error)
+	// OnDeliveries, when set, is called after each commit that wrote
+	// webhook deliveries, so a dispatcher can take them at once.
+	OnDeliveries func()
 }
 
 const (
@@ -82,6 +88,13 @@ type Store struct {
 	tracer    trace.Tracer
 	closed    atomic.Bool
 
+	// subs caches the active webhook subscriptions (see subscriptionSet);
+	// subsMu serializes its refreshes and local changes.
+	subs         atomic.Pointer[subscriptionSet]
+	subsMu       sync.Mutex
+	encodeEvent  func(Event) ([]byte, error)
+	onDeliveries func()
+
 	// put is putOperationSQL prepared, once it has been used (putStatement).
 	put   atomic.Pointer[sql.Stmt]
 	putMu sync.Mutex
@@ -91,6 +104,9 @@ type Store struct {
 	// connection marker they check part of their write set (refreshLatest).
 	// A single server pays nothing for either.
 	galera bool
+	// prepared holds the other statements prepared on first use
+	// (prepare), by text.
+	prepared sync.Map
 
 	// ddl, when set, is a pool of its own for the schema migration, without
 	// the per-call timeout (see openMySQL); Open closes it when done.
@@ -117,6 +133,12 @@ func open(ctx context.Context, dsn string, opts Options, steps []migration) (*St
 		batchSize: opts.BatchSize,
 		timeout:   opts.Timeout,
 		tracer:    opts.Tracer,
+
+		encodeEvent:  opts.EncodeEvent,
+		onDeliveries: opts.OnDeliveries,
+	}
+	if s.encodeEvent == nil {
+		s.encodeEvent = defaultEventEncoding
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -167,8 +189,17 @@ func open(ctx context.Context, dsn string, opts Options, steps []migration) (*St
 		s.sqlDB.Close()
 		return nil, fmt.Errorf("open %s store: %w", s.dialect, s.translate(err))
 	}
+	if steps[len(steps)-1].version >= webhookVersion {
+		if err := s.RefreshSubscriptions(ctx); err != nil {
+			s.sqlDB.Close()
+			return nil, fmt.Errorf("open %s store: %w", s.dialect, err)
+		}
+	}
 	return s, nil
 }
+
+// webhookVersion is the schema version that has the webhook tables.
+const webhookVersion = 8
 
 func closeGORM(db *gorm.DB) {
 	if sqlDB, err := db.DB(); err == nil {

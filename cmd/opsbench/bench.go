@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"example.com/opsvc/store"
@@ -153,7 +155,7 @@ func (b *bench) estimate() int64 {
 
 // startService starts bin/opsvc on database db, its log in the work
 // directory as name.log.
-func (b *bench) startService(ctx context.Context, db, name string) (*process, error) {
+func (b *bench) startService(ctx context.Context, db, name string, env ...string) (*process, error) {
 	pprofAddr := ""
 	if b.prof != nil {
 		var err error
@@ -165,7 +167,7 @@ func (b *bench) startService(ctx context.Context, db, name string) (*process, er
 	if err != nil {
 		return nil, err
 	}
-	env := serviceEnv("127.0.0.1:0", b.srv.serviceURL(db), b.tokens, pprofAddr, b.cfg.ServiceEnv)
+	env = serviceEnv("127.0.0.1:0", b.srv.serviceURL(db), b.tokens, pprofAddr, append(env, b.cfg.ServiceEnv...))
 	p, err := startProcess(ctx, "opsvc", b.cfg.Service, nil, env, logTo)
 	if err != nil {
 		return nil, err
@@ -533,7 +535,8 @@ func (b *bench) a1Section(ctx context.Context) error {
 	}
 	floor := a1Floor{db: floorDB}
 
-	svc, err := b.startService(ctx, b.a1Name, "opsvc-a1")
+	// The webhook receiver of the row with a subscriber is on 127.0.0.1.
+	svc, err := b.startService(ctx, b.a1Name, "opsvc-a1", "WEBHOOK_ALLOWED_CIDRS=127.0.0.1/32")
 	if err != nil {
 		return err
 	}
@@ -570,7 +573,64 @@ func (b *bench) a1Section(ctx context.Context) error {
 		"2 target clusters and 1 rollback cluster each; ideal is the same transaction in plain database/sql "+
 		"(SELECT ... FOR UPDATE, INSERT or UPDATE, DELETE clusters, one multi-row INSERT, COMMIT) over %d connections "+
 		"with interpolateParams=true and tx_isolation=READ-COMMITTED per session, in %s", b.cfg.Conns, b.floorName))
+	// Last: once subscribed, the service stays so.
+	if r, err := b.a1Webhook(ctx, svc, client, svcRuns); err != nil {
+		b.logf("A1 with a webhook subscriber: not measured: %v", err)
+	} else {
+		b.rows = append(b.rows, r)
+	}
 	return nil
+}
+
+// a1Webhook measures A1 again once an operation.terminal subscriber exists,
+// whose receiver (here, on 127.0.0.1) answers 204: each completed
+// notification, half of the workload, then writes an event to the outbox
+// and the service delivers it. Its ideal is A1 without a subscriber, before.
+func (b *bench) a1Webhook(ctx context.Context, svc *process, client *http.Client, without []loadRun) (row, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return row{}, err
+	}
+	var received atomic.Int64
+	receiver := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			received.Add(1)
+			w.WriteHeader(http.StatusNoContent)
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	go func() { _ = receiver.Serve(ln) }()
+	defer receiver.Close()
+	body := `{"url":"http://` + ln.Addr().String() + `/hook","events":["operation.terminal"]}`
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, svc.url("/v1/subscriptions"), strings.NewReader(body))
+	if err != nil {
+		return row{}, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Auth-Token", "admin-token") // testdata/tokens.json's
+	resp, err := client.Do(req)
+	if err != nil {
+		return row{}, err
+	}
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		return row{}, fmt.Errorf("POST /v1/subscriptions: HTTP %d %s", resp.StatusCode, answer)
+	}
+	a1ServiceRun(ctx, svc, client, "wwarm", b.cfg.Conns, min(time.Second, b.cfg.Throughput/4))
+	var runs []loadRun
+	for i := range b.cfg.Runs {
+		r := a1ServiceRun(ctx, svc, client, fmt.Sprintf("w%d", i+1), b.cfg.Conns, b.cfg.Throughput)
+		runs = append(runs, r)
+		b.logf("A1 with a webhook subscriber, run %d/%d: %.0f/s p50 %.1f p99 %.1f ms (%d errors); %d webhooks received so far",
+			i+1, b.cfg.Runs, r.perSecond(), r.percentile(50), r.percentile(99), r.errors, received.Load())
+	}
+	name := fmt.Sprintf("A1 PUT throughput, 1 webhook subscriber (%d conns)", b.cfg.Conns)
+	b.notes = append(b.notes, name+": ideal is A1 without a subscriber (the row above); "+
+		"an operation.terminal subscriber on 127.0.0.1 answering 204 receives the completed half of the writes")
+	return row{name: name, target: target{kind: atLeastX, x: 0.9},
+		service: b.failed("A1 with a webhook subscriber", throughputFigure(runs), runs), ideal: throughputFigure(without)}, nil
 }
 
 // loadAverage is the one-minute load average, "?" when unknown.

@@ -49,11 +49,26 @@ type Config struct {
 	RetentionPeriod   time.Duration // RETENTION_PERIOD: terminal operations older than this are purged; 0: kept for ever
 	RetentionInterval time.Duration // RETENTION_INTERVAL: how often the purge runs
 
+	Webhooks WebhookConfig
+
 	// Keystone selects Keystone mode when its URL (KEYSTONE_URL) is set;
 	// KEYSTONE_USERNAME, _PASSWORD, _PROJECT, _DOMAIN, _CACHE_TTL,
 	// _NEGATIVE_TTL, _CACHE_SIZE and _TIMEOUT fill the rest, with the
 	// keystone package's defaults. run adds the Logger.
 	Keystone keystone.Config
+}
+
+// WebhookConfig is the webhook dispatcher's configuration.
+type WebhookConfig struct {
+	AllowedCIDRs    []netip.Prefix // WEBHOOK_ALLOWED_CIDRS: private targets allowed nonetheless
+	Timeout         time.Duration  // WEBHOOK_TIMEOUT: one request to a receiver
+	RetryPeriod     time.Duration  // WEBHOOK_RETRY_PERIOD: how long an event is retried
+	RetryMin        time.Duration  // WEBHOOK_RETRY_MIN: the first wait between attempts
+	RetryMax        time.Duration  // WEBHOOK_RETRY_MAX: the longest wait between attempts
+	PollInterval    time.Duration  // WEBHOOK_POLL_INTERVAL: how often the outbox is read when idle
+	RefreshInterval time.Duration  // WEBHOOK_REFRESH_INTERVAL: how often subscriptions are reloaded
+	Retention       time.Duration  // WEBHOOK_RETENTION: how long finished deliveries are kept
+	Concurrency     int            // WEBHOOK_CONCURRENCY: requests in flight at most
 }
 
 // MAX_HEADER_BYTES stays between 4 KiB (a request line and a Keystone token
@@ -88,6 +103,17 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		MaxHeaderBytes:       64 << 10,
 		RetentionInterval:    time.Minute,
 
+		Webhooks: WebhookConfig{
+			Timeout:         10 * time.Second,
+			RetryPeriod:     24 * time.Hour,
+			RetryMin:        5 * time.Second,
+			RetryMax:        time.Hour,
+			PollInterval:    time.Second,
+			RefreshInterval: 5 * time.Second,
+			Retention:       7 * 24 * time.Hour,
+			Concurrency:     16,
+		},
+
 		Keystone: keystone.Config{
 			URL:         getenv("KEYSTONE_URL"),
 			Username:    getenv("KEYSTONE_USERNAME"),
@@ -110,6 +136,9 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	var err error
 	if c.AllowedCIDRs, err = parseCIDRs(or(getenv("MSF_ALLOWED_CIDRS"), "127.0.0.0/8,::1/128")); err != nil {
 		return Config{}, fmt.Errorf("MSF_ALLOWED_CIDRS: %w", err)
+	}
+	if c.Webhooks.AllowedCIDRs, err = parseCIDRs(getenv("WEBHOOK_ALLOWED_CIDRS")); err != nil {
+		return Config{}, fmt.Errorf("WEBHOOK_ALLOWED_CIDRS: %w", err)
 	}
 	if c.DatabaseKind, err = store.CheckURL(c.DatabaseURL); err != nil {
 		return Config{}, fmt.Errorf("DATABASE_URL: %w", err)
@@ -138,6 +167,13 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		{"KEYSTONE_TIMEOUT", &c.Keystone.Timeout, true},
 		{"RETENTION_PERIOD", &c.RetentionPeriod, true},
 		{"RETENTION_INTERVAL", &c.RetentionInterval, false},
+		{"WEBHOOK_TIMEOUT", &c.Webhooks.Timeout, false},
+		{"WEBHOOK_RETRY_PERIOD", &c.Webhooks.RetryPeriod, false},
+		{"WEBHOOK_RETRY_MIN", &c.Webhooks.RetryMin, false},
+		{"WEBHOOK_RETRY_MAX", &c.Webhooks.RetryMax, false},
+		{"WEBHOOK_POLL_INTERVAL", &c.Webhooks.PollInterval, false},
+		{"WEBHOOK_REFRESH_INTERVAL", &c.Webhooks.RefreshInterval, false},
+		{"WEBHOOK_RETENTION", &c.Webhooks.Retention, false},
 	}
 	for _, d := range durations {
 		v := getenv(d.name)
@@ -161,6 +197,14 @@ func loadConfig(getenv func(string) string) (Config, error) {
 			return Config{}, fmt.Errorf("BODY_MEMORY_MB: want a number of MiB, at least 32, not %q", v)
 		}
 		c.BodyMemory = int64(mb) << 20
+	}
+	if v := getenv("WEBHOOK_CONCURRENCY"); v != "" {
+		if c.Webhooks.Concurrency, err = strconv.Atoi(v); err != nil || c.Webhooks.Concurrency < 1 {
+			return Config{}, fmt.Errorf("WEBHOOK_CONCURRENCY: want a positive number, not %q", v)
+		}
+	}
+	if c.Webhooks.RetryMin > c.Webhooks.RetryMax {
+		return Config{}, fmt.Errorf("WEBHOOK_RETRY_MIN (%s) is longer than WEBHOOK_RETRY_MAX (%s)", c.Webhooks.RetryMin, c.Webhooks.RetryMax)
 	}
 	if v := getenv("MAX_CONNECTIONS"); v != "" {
 		if c.MaxConnections, err = strconv.Atoi(v); err != nil || c.MaxConnections < 1 {

@@ -127,6 +127,11 @@ func TestLoadConfig(t *testing.T) {
 		{"header timeout past the read timeout", env("READ_HEADER_TIMEOUT", "2m"), "READ_HEADER_TIMEOUT"},
 		{"header limit too small", env("MAX_HEADER_BYTES", "100"), "MAX_HEADER_BYTES"},
 		{"header limit above 1 MiB", env("MAX_HEADER_BYTES", "2097152"), "MAX_HEADER_BYTES"},
+		{"bad webhook CIDR", env("WEBHOOK_ALLOWED_CIDRS", "loopback"), "WEBHOOK_ALLOWED_CIDRS"},
+		{"zero webhook timeout", env("WEBHOOK_TIMEOUT", "0s"), "WEBHOOK_TIMEOUT"},
+		{"bad retry period", env("WEBHOOK_RETRY_PERIOD", "a day"), "WEBHOOK_RETRY_PERIOD"},
+		{"first retry after the longest", env("WEBHOOK_RETRY_MIN", "2h"), "WEBHOOK_RETRY_MIN"},
+		{"bad webhook concurrency", env("WEBHOOK_CONCURRENCY", "0"), "WEBHOOK_CONCURRENCY"},
 	}
 	for _, tt := range refusals {
 		t.Run(tt.name, func(t *testing.T) {

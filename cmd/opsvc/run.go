@@ -15,6 +15,7 @@ import (
 
 	"example.com/opsvc/server"
 	"example.com/opsvc/store"
+	"example.com/opsvc/webhook"
 )
 
 var _ server.Store = (*store.Store)(nil)
@@ -74,7 +75,22 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	db := &lateStore{register: reg}
 	closeStore := sync.OnceValue(db.close)
 	defer closeStore()
-	storeOpts := store.Options{Logger: log, Timeout: cfg.DatabaseTimeout, Tracer: tracer}
+	guard := webhook.NewGuard(cfg.Webhooks.AllowedCIDRs)
+	w := cfg.Webhooks
+	dispatcher := webhook.New(db, webhook.Config{
+		Timeout:         w.Timeout,
+		RetryPeriod:     w.RetryPeriod,
+		RetryMin:        w.RetryMin,
+		RetryMax:        w.RetryMax,
+		PollInterval:    w.PollInterval,
+		RefreshInterval: w.RefreshInterval,
+		Retention:       w.Retention,
+		Concurrency:     w.Concurrency,
+		Guard:           guard,
+		Logger:          log,
+	})
+	storeOpts := store.Options{Logger: log, Timeout: cfg.DatabaseTimeout, Tracer: tracer,
+		EncodeEvent: server.EncodeEvent, OnDeliveries: dispatcher.Wake}
 	st, err := store.Open(ctx, cfg.DatabaseURL, storeOpts)
 	// After a failed first attempt, opened reports the end of the next
 	// ones: nil once open. They end before the store is closed.
@@ -116,6 +132,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		StreamWriteTimeout: cfg.StreamWriteTimeout,
 		Metrics:            reg,
 		Tracer:             tracer,
+		Subscriptions:      db,
+		WebhookURLs:        guard,
 	})
 	if err != nil {
 		return err
@@ -141,6 +159,20 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		ConnState:      ln.track,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	// The dispatcher stops after the requests (whose writes wake it) and
+	// before the database closes; deliveries it had in flight are handed
+	// back, due at once.
+	dispatchCtx, stopDispatch := context.WithCancel(context.WithoutCancel(ctx))
+	dispatched := make(chan struct{})
+	go func() { dispatcher.Run(dispatchCtx); close(dispatched) }()
+	stopDispatcher := sync.OnceFunc(func() {
+		stopDispatch()
+		<-dispatched
+		st := dispatcher.Stats()
+		log.Info("webhooks stopped", "delivered", st.Delivered, "retried", st.Retried, "failed", st.Failed,
+			"canceled", st.Canceled, "subscriptions_disabled", st.Disabled)
+	})
+	defer stopDispatcher()
 	if cfg.AdminAddr != "" {
 		stopAdmin, err := serveAdmin(cfg.AdminAddr, reg, log)
 		if err != nil {
@@ -198,6 +230,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 			"error", err.Error(), "connections", counts, "peers", peers)
 		hs.Close()
 	}
+	stopDispatcher()
 	stopOpening()
 	if opening {
 		<-opened

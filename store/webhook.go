@@ -1,0 +1,773 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// Event types a subscription may ask for.
+const (
+	// EventOperationTerminal: an MSF operation reached a terminal status
+	// (completed, failed, canceled), once per operation.
+	EventOperationTerminal = "operation.terminal"
+	// EventOperationUpdated: every accepted MSF notification, repeats included.
+	EventOperationUpdated = "operation.updated"
+	// EventICCOperationUpdated: every accepted ICC write.
+	EventICCOperationUpdated = "icc_operation.updated"
+)
+
+// Delivery states.
+const (
+	DeliveryPending   = "pending"
+	DeliveryDelivered = "delivered"
+	DeliveryFailed    = "failed"
+	DeliveryCanceled  = "canceled"
+)
+
+// Subscription is a receiver of webhook events.
+type Subscription struct {
+	// ID is "sub_" and 26 characters; CreateSubscription assigns it.
+	ID  string
+	URL string
+	// Secret is the Standard Webhooks signing secret, "whsec_" and base64.
+	Secret string
+	// Events are event types (EventOperationTerminal, ...).
+	Events    []string
+	Filter    SubscriptionFilter
+	CreatedAt time.Time
+	// DisabledReason is empty while the subscription is active.
+	DisabledReason string
+}
+
+// SubscriptionFilter narrows a subscription's events; its zero value
+// matches every event. Every field set must match.
+type SubscriptionFilter struct {
+	OperationIDPrefix string   `json:"operation_id_prefix,omitempty"`
+	Statuses          []string `json:"statuses,omitempty"`
+	// TenantID matches ICC events of that tenant, and no MSF event.
+	TenantID string `json:"tenant_id,omitempty"`
+}
+
+func (f SubscriptionFilter) isZero() bool {
+	return f.OperationIDPrefix == "" && len(f.Statuses) == 0 && f.TenantID == ""
+}
+
+// matches reports whether an event about operation id, in status, of tenant
+// (empty for MSF) passes the filter.
+func (f SubscriptionFilter) matches(id, status, tenant string) bool {
+	return strings.HasPrefix(id, f.OperationIDPrefix) &&
+		(len(f.Statuses) == 0 || slices.Contains(f.Statuses, status)) &&
+		(f.TenantID == "" || f.TenantID == tenant)
+}
+
+// Event is what a webhook tells: one of the event types, when its
+// notification was recorded, and the operation as recorded (Operation for
+// the MSF events, ICCOperation for the ICC one).
+type Event struct {
+	Type         string
+	Time         time.Time
+	Operation    *Operation
+	ICCOperation *ICCOperation
+}
+
+// Delivery is one event for one subscription, in the outbox.
+type Delivery struct {
+	Seq int64
+	// WebhookID is the webhook-id header, the same on every attempt.
+	WebhookID      string
+	SubscriptionID string
+	EventType      string
+	// OperationID is the operation the event is about.
+	OperationID string
+	// State is DeliveryPending, DeliveryDelivered, DeliveryFailed or
+	// DeliveryCanceled.
+	State     string
+	Attempts  int
+	CreatedAt time.Time
+	// NextAttemptAt is set while pending.
+	NextAttemptAt *time.Time
+	LastAttemptAt *time.Time
+	LastStatus    *int
+	LastError     string
+
+	// Set by ClaimDeliveries only: the body to send, and the claim that
+	// FinishDelivery must show.
+	Payload []byte
+	Claim   string
+}
+
+// subscriptionSet is the store's cache of the active subscriptions, by
+// event type. The write path reads it without touching the database: when it
+// holds no subscription for a write's events, the write costs what it did
+// before webhooks existed.
+type subscriptionSet struct {
+	byEvent map[string][]Subscription
+}
+
+func (set *subscriptionSet) wants(types ...string) bool {
+	for _, t := range types {
+		if len(set.byEvent[t]) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func newSubscriptionSet(subs []Subscription) *subscriptionSet {
+	set := &subscriptionSet{byEvent: map[string][]Subscription{}}
+	for _, sub := range subs {
+		if sub.DisabledReason != "" {
+			continue
+		}
+		for _, e := range sub.Events {
+			set.byEvent[e] = append(set.byEvent[e], sub)
+		}
+	}
+	return set
+}
+
+// subscriptionsNow is the cached set; never nil.
+func (s *Store) subscriptionsNow() *subscriptionSet {
+	if set := s.subs.Load(); set != nil {
+		return set
+	}
+	return &subscriptionSet{}
+}
+
+// CachedSubscription returns the active subscription id as the store's
+// cache has it (see RefreshSubscriptions), without reading the database;
+// false when the cache has none.
+func (s *Store) CachedSubscription(id string) (Subscription, bool) {
+	for _, list := range s.subscriptionsNow().byEvent {
+		for _, sub := range list {
+			if sub.ID == id {
+				return sub, true
+			}
+		}
+	}
+	return Subscription{}, false
+}
+
+// RefreshSubscriptions reloads the cache of active subscriptions from the
+// database. The store updates it itself when it creates, deletes or disables
+// one; other instances on the same database learn of those changes only
+// here, so the service calls it periodically (WEBHOOK_REFRESH_INTERVAL): that
+// period bounds how long after a subscription is created elsewhere this
+// instance still records notifications without its events.
+func (s *Store) RefreshSubscriptions(ctx context.Context) error {
+	s.subsMu.Lock()
+	defer s.subsMu.Unlock()
+	subs, err := s.ListSubscriptions(ctx)
+	if err != nil {
+		return err
+	}
+	s.subs.Store(newSubscriptionSet(subs))
+	return nil
+}
+
+// changeSubscriptions applies fn to the cached list (a copy) after a local
+// change has committed. It holds the lock RefreshSubscriptions holds while it
+// reads, so a refresh that read before the change cannot overwrite it.
+func (s *Store) changeSubscriptions(fn func([]Subscription) []Subscription) {
+	s.subsMu.Lock()
+	defer s.subsMu.Unlock()
+	var subs []Subscription
+	seen := map[string]bool{}
+	for _, list := range s.subscriptionsNow().byEvent {
+		for _, sub := range list {
+			if !seen[sub.ID] {
+				seen[sub.ID] = true
+				subs = append(subs, sub)
+			}
+		}
+	}
+	s.subs.Store(newSubscriptionSet(fn(subs)))
+}
+
+var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// newID is prefix and 26 random lower-case letters and digits.
+func newID(prefix string) string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return prefix + strings.ToLower(idEncoding.EncodeToString(b[:]))
+}
+
+// CreateSubscription stores sub, active, with a new ID and CreatedAt, and
+// returns it. From its return on, this store records the events of every
+// write for it. It returns ErrUnavailable when the database cannot be
+// reached.
+func (s *Store) CreateSubscription(ctx context.Context, sub Subscription) (Subscription, error) {
+	sub.ID = newID("sub_")
+	sub.CreatedAt = utcSecond(s.now())
+	sub.DisabledReason = ""
+	sub.Events = slices.Clone(sub.Events)
+	row := subscriptionRow{ID: sub.ID, URL: sub.URL, Secret: sub.Secret, Events: strings.Join(sub.Events, ","), CreatedAt: sub.CreatedAt}
+	if !sub.Filter.isZero() {
+		b, err := json.Marshal(sub.Filter)
+		if err != nil {
+			return Subscription{}, fmt.Errorf("create subscription: %w", err)
+		}
+		f := string(b)
+		row.Filter = &f
+	}
+	err := s.withRetry(ctx, func(ctx context.Context) error { return s.db.WithContext(ctx).Create(&row).Error })
+	if err != nil {
+		return Subscription{}, fmt.Errorf("create subscription: %w", s.translate(err))
+	}
+	s.changeSubscriptions(func(subs []Subscription) []Subscription { return append(subs, sub) })
+	return sub, nil
+}
+
+// ListSubscriptions returns every subscription, active or not, oldest
+// first. It returns ErrUnavailable when the database cannot be reached.
+func (s *Store) ListSubscriptions(ctx context.Context) ([]Subscription, error) {
+	var rows []subscriptionRow
+	err := s.query(ctx, func(db *gorm.DB) error { return db.Order("created_at, id").Find(&rows).Error })
+	if err != nil {
+		return nil, fmt.Errorf("list subscriptions: %w", s.translate(err))
+	}
+	subs := make([]Subscription, 0, len(rows))
+	for _, r := range rows {
+		sub, err := rowToSubscription(r)
+		if err != nil {
+			return nil, fmt.Errorf("list subscriptions: %w", err)
+		}
+		subs = append(subs, sub)
+	}
+	return subs, nil
+}
+
+// GetSubscription returns one subscription. It returns ErrNotFound when
+// there is none with id, and ErrUnavailable when the database cannot be
+// reached.
+func (s *Store) GetSubscription(ctx context.Context, id string) (Subscription, error) {
+	var row subscriptionRow
+	err := s.query(ctx, func(db *gorm.DB) error { return db.Where("id = ?", id).Take(&row).Error })
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return Subscription{}, fmt.Errorf("get subscription %q: %w", id, s.translate(err))
+	}
+	return rowToSubscription(row)
+}
+
+func rowToSubscription(r subscriptionRow) (Subscription, error) {
+	sub := Subscription{ID: r.ID, URL: r.URL, Secret: r.Secret, Events: strings.Split(r.Events, ","), CreatedAt: r.CreatedAt.UTC()}
+	if r.Filter != nil {
+		if err := json.Unmarshal([]byte(*r.Filter), &sub.Filter); err != nil {
+			return Subscription{}, fmt.Errorf("subscription %q: filter: %w", r.ID, err)
+		}
+	}
+	if r.DisabledReason != nil {
+		sub.DisabledReason = *r.DisabledReason
+	}
+	return sub, nil
+}
+
+// DeleteSubscription removes a subscription and its deliveries, pending or
+// not. It returns ErrNotFound when there is none with id, and ErrUnavailable
+// when the database cannot be reached.
+func (s *Store) DeleteSubscription(ctx context.Context, id string) error {
+	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		res := tx.Where("id = ?", id).Delete(&subscriptionRow{})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return ErrNotFound
+		}
+		return tx.Where("subscription_id = ?", id).Delete(&deliveryRow{}).Error
+	})
+	if err != nil {
+		return fmt.Errorf("delete subscription %q: %w", id, s.translate(err))
+	}
+	s.changeSubscriptions(func(subs []Subscription) []Subscription {
+		return slices.DeleteFunc(subs, func(sub Subscription) bool { return sub.ID == id })
+	})
+	return nil
+}
+
+// DisableSubscription marks a subscription inactive for reason (its receiver
+// answered 410 Gone) and cancels its pending deliveries. Disabling one that
+// is gone or disabled already does nothing. It returns ErrUnavailable when
+// the database cannot be reached.
+func (s *Store) DisableSubscription(ctx context.Context, id, reason string) error {
+	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		err := tx.Model(&subscriptionRow{}).Where("id = ? AND disabled_reason IS NULL", id).
+			Update("disabled_reason", reason).Error
+		if err != nil {
+			return err
+		}
+		return tx.Model(&deliveryRow{}).Where("subscription_id = ? AND state = ?", id, DeliveryPending).
+			Updates(map[string]any{"state": DeliveryCanceled, "claim": nil}).Error
+	})
+	if err != nil {
+		return fmt.Errorf("disable subscription %q: %w", id, s.translate(err))
+	}
+	s.changeSubscriptions(func(subs []Subscription) []Subscription {
+		return slices.DeleteFunc(subs, func(sub Subscription) bool { return sub.ID == id })
+	})
+	return nil
+}
+
+// ListDeliveries returns a subscription's latest deliveries, newest first,
+// at most limit, without payloads. It returns ErrNotFound when there is no
+// subscription id, and ErrUnavailable when the database cannot be reached.
+func (s *Store) ListDeliveries(ctx context.Context, id string, limit int) ([]Delivery, error) {
+	if _, err := s.GetSubscription(ctx, id); err != nil {
+		return nil, err
+	}
+	var rows []deliveryRow
+	err := s.query(ctx, func(db *gorm.DB) error {
+		return db.Omit("payload").Where("subscription_id = ?", id).Order("seq DESC").Limit(limit).Find(&rows).Error
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list deliveries of %q: %w", id, s.translate(err))
+	}
+	out := make([]Delivery, len(rows))
+	for i, r := range rows {
+		out[i] = rowToDelivery(r)
+	}
+	return out, nil
+}
+
+func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+func msTimePtr(ms *int64) *time.Time {
+	if ms == nil {
+		return nil
+	}
+	t := msTime(*ms)
+	return &t
+}
+
+// Subjects name what an event is about: its operation, by family. The
+// events of one subject reach each subscription in order.
+const (
+	subjectMSF = "msf/"
+	subjectICC = "icc/"
+)
+
+func rowToDelivery(r deliveryRow) Delivery {
+	d := Delivery{
+		Seq:            r.Seq,
+		WebhookID:      r.MsgID,
+		SubscriptionID: r.SubscriptionID,
+		EventType:      r.EventType,
+		OperationID:    strings.TrimPrefix(strings.TrimPrefix(r.Subject, subjectMSF), subjectICC),
+		State:          r.State,
+		Attempts:       r.Attempts,
+		CreatedAt:      msTime(r.CreatedMS),
+		LastAttemptAt:  msTimePtr(r.LastAttemptMS),
+		LastStatus:     r.LastStatus,
+		Payload:        []byte(r.Payload),
+	}
+	if r.State == DeliveryPending {
+		d.NextAttemptAt = msTimePtr(&r.NextAttemptMS)
+	}
+	if r.LastError != nil {
+		d.LastError = *r.LastError
+	}
+	if r.Claim != nil {
+		d.Claim = *r.Claim
+	}
+	return d
+}
+
+// outbox is the INSERT of one write's deliveries: nothing when no
+// subscription wants its events.
+type outbox struct {
+	query string
+	args  []any
+}
+
+// outboxFor builds the deliveries of evs about subject for the cached
+// subscriptions whose filter passes (id, status, tenant). Each event's
+// payload is encoded once, whatever the number of its subscribers.
+func (s *Store) outboxFor(set *subscriptionSet, subject, id, status, tenant string, evs []Event) (outbox, error) {
+	var ob outbox
+	n := 0
+	for _, ev := range evs {
+		var payload string
+		for _, sub := range set.byEvent[ev.Type] {
+			if !sub.Filter.matches(id, status, tenant) {
+				continue
+			}
+			if payload == "" {
+				b, err := s.encodeEvent(ev)
+				if err != nil {
+					return outbox{}, fmt.Errorf("encode %s event: %w", ev.Type, err)
+				}
+				payload = string(b)
+			}
+			ms := ev.Time.UnixMilli()
+			ob.args = append(ob.args, newID("msg_"), sub.ID, ev.Type, subject, payload, DeliveryPending, 0, ms, ms)
+			n++
+		}
+	}
+	if n > 0 {
+		ob.query = "INSERT INTO webhook_deliveries (msg_id, subscription_id, event_type, subject, payload, state, attempts, created_ms, next_attempt_ms) VALUES " +
+			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?), ", n), ", ")
+	}
+	return ob, nil
+}
+
+// defaultEventEncoding is the payload when Options.EncodeEvent is nil: the
+// type, the time and the operation's id and status.
+func defaultEventEncoding(ev Event) ([]byte, error) {
+	data := map[string]string{}
+	switch {
+	case ev.Operation != nil:
+		data["operation_id"], data["status"] = ev.Operation.ID, ev.Operation.Status
+	case ev.ICCOperation != nil:
+		data["operation_id"], data["operation_status"] = ev.ICCOperation.ID, ev.ICCOperation.OperationStatus
+	}
+	return json.Marshal(map[string]any{"type": ev.Type, "timestamp": ev.Time.UTC().Format(time.RFC3339), "data": data})
+}
+
+// deliveriesWritten tells the dispatcher that a commit wrote deliveries.
+func (s *Store) deliveriesWritten() {
+	if s.onDeliveries != nil {
+		s.onDeliveries()
+	}
+}
+
+// lockOperationSQL reads the stored status and last update time of one
+// operation, locking its row until the transaction ends (SQLite: its one
+// connection serializes writers instead).
+var lockOperationSQL = map[dialect]string{
+	dialectMySQL:  "SELECT status, last_update_time FROM msf_operations WHERE id = ? FOR UPDATE",
+	dialectSQLite: "SELECT status, last_update_time FROM msf_operations WHERE id = ?",
+}
+
+// putOperationWithEvents is PutOperation when subscriptions want its events:
+// one transaction locks the stored row, decides (checkTransition), writes
+// the notification with the same statement as without subscriptions, and
+// inserts its deliveries, so that an acknowledged notification always has
+// its events and a refused one never does.
+func (s *Store) putOperationWithEvents(ctx context.Context, op Operation, values []any, set *subscriptionSet) (repeat, wrote bool, err error) {
+	tx, err := s.sqlDB.BeginTx(ctx, nil)
+	if err != nil {
+		return false, false, err
+	}
+	defer tx.Rollback()
+	var old Operation
+	found := true
+	err = tx.QueryRowContext(ctx, lockOperationSQL[s.dialect], op.ID).Scan(&old.Status, &old.LastUpdateTime)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		found = false
+	case err != nil:
+		return false, false, err
+	default:
+		if err := checkTransition(old, op); err != nil {
+			return false, false, err
+		}
+	}
+	res, err := tx.ExecContext(ctx, putOperationSQL[s.dialect], values...)
+	if err != nil {
+		return false, false, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, false, err
+	}
+	if found && n == 0 {
+		// Allowed, yet nothing changed: the stored notification again.
+		return true, false, nil
+	}
+	if !found && n != 1 {
+		// Another writer created the id since we looked (MySQL: no row to
+		// lock, so nothing kept it out): our events would be wrong.
+		return false, false, errRace
+	}
+	now := s.now()
+	stored := op
+	evs := []Event{{Type: EventOperationUpdated, Time: now, Operation: &stored}}
+	// operation.terminal: once, when the operation first reaches a
+	// terminal status; a terminal one only ever gets the same status again.
+	if statusRank[op.Status] == terminalRank && (!found || statusRank[old.Status] < terminalRank) {
+		evs = append(evs, Event{Type: EventOperationTerminal, Time: now, Operation: &stored})
+	}
+	ob, err := s.outboxFor(set, subjectMSF+op.ID, op.ID, op.Status, "", evs)
+	if err != nil {
+		return false, false, err
+	}
+	if ob.query != "" {
+		if _, err := tx.ExecContext(ctx, ob.query, ob.args...); err != nil {
+			return false, false, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return false, false, s.writeOutcome(err)
+	}
+	return false, ob.query != "", nil
+}
+
+// iccOutbox writes, within tx, the deliveries of an accepted ICC write.
+func (s *Store) iccOutbox(tx *gorm.DB, set *subscriptionSet, op ICCOperation) (bool, error) {
+	stored := op
+	evs := []Event{{Type: EventICCOperationUpdated, Time: s.now(), ICCOperation: &stored}}
+	ob, err := s.outboxFor(set, subjectICC+op.ID, op.ID, op.OperationStatus, op.TenantID, evs)
+	if err != nil || ob.query == "" {
+		return false, err
+	}
+	return true, tx.Exec(ob.query, ob.args...).Error
+}
+
+// ClaimDeliveries takes up to limit deliveries that are due at now, for
+// lease: until then no other claim (of this instance or another on the same
+// database) takes them, and FinishDelivery records their outcome. Of the
+// pending deliveries of one operation's events to one subscription only the
+// oldest is ever taken, so they are delivered in order. Each claimed
+// delivery carries its payload and claim. It returns ErrUnavailable when the
+// database cannot be reached.
+//
+// On MySQL, the due rows are found by a plain read, then locked with
+// SELECT ... FOR UPDATE SKIP LOCKED and their lease written in one short
+// transaction: instances claiming at once skip each other's rows instead of
+// waiting, and one that finds a row leased since it looked leaves it. SQLite
+// serves one process, whose one connection serializes the claims.
+func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Delivery, error) {
+	nowMS := now.UnixMilli()
+	var seqs []int64
+	err := s.query(ctx, func(db *gorm.DB) error {
+		return db.Raw(`SELECT d.seq FROM webhook_deliveries d
+			WHERE d.state = ? AND d.next_attempt_ms <= ?
+			AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p
+				WHERE p.subscription_id = d.subscription_id AND p.subject = d.subject
+				AND p.state = ? AND p.seq < d.seq)
+			ORDER BY d.next_attempt_ms, d.seq LIMIT ?`, DeliveryPending, nowMS, DeliveryPending, limit).
+			Scan(&seqs).Error
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim deliveries: %w", s.translate(err))
+	}
+	if len(seqs) == 0 {
+		return nil, nil
+	}
+	claim := newID("clm_")
+	var claimed []int64
+	err = s.inTx(ctx, func(tx *gorm.DB) error {
+		claimed = nil
+		q := tx.Model(&deliveryRow{}).Where("seq IN ? AND state = ? AND next_attempt_ms <= ?", seqs, DeliveryPending, nowMS)
+		if s.dialect == dialectMySQL {
+			q = q.Clauses(clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"})
+		}
+		if err := q.Pluck("seq", &claimed).Error; err != nil {
+			return err
+		}
+		if len(claimed) == 0 {
+			return nil
+		}
+		// Conditional again: whatever the locking read saw, a row leased
+		// by another claim since is left alone (the rows read back below
+		// are those that carry this claim).
+		return tx.Model(&deliveryRow{}).Where("seq IN ? AND state = ? AND next_attempt_ms <= ?", claimed, DeliveryPending, nowMS).
+			Updates(map[string]any{"claim": claim, "next_attempt_ms": nowMS + lease.Milliseconds()}).Error
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim deliveries: %w", s.translate(err))
+	}
+	if len(claimed) == 0 {
+		return nil, nil
+	}
+	var rows []deliveryRow
+	err = s.query(ctx, func(db *gorm.DB) error {
+		return db.Where("seq IN ? AND claim = ?", claimed, claim).Order("seq").Find(&rows).Error
+	})
+	if err != nil {
+		// Leased, not lost: they are due again when the lease ends.
+		return nil, fmt.Errorf("claim deliveries: %w", s.translate(err))
+	}
+	out := make([]Delivery, len(rows))
+	for i, r := range rows {
+		out[i] = rowToDelivery(r)
+	}
+	return out, nil
+}
+
+// Attempt is the outcome of one delivery attempt, or of a decision not to
+// try (Counted false: a shutdown hands the delivery back).
+type Attempt struct {
+	At time.Time
+	// State is the delivery's state from now on.
+	State string
+	// NextAt is when a pending delivery is due again.
+	NextAt time.Time
+	// Status is the receiver's HTTP status, 0 when there was none.
+	Status int
+	// Error says why the attempt failed; empty when it did not.
+	Error string
+	// Counted is false when no request was made.
+	Counted bool
+}
+
+// FinishDelivery records an attempt on a claimed delivery and ends the
+// claim. It reports false, changing nothing, when the claim was lost (its
+// lease ran out and another dispatcher took the delivery). It returns
+// ErrUnavailable when the database cannot be reached.
+func (s *Store) FinishDelivery(ctx context.Context, d Delivery, a Attempt) (bool, error) {
+	set := map[string]any{"state": a.State, "claim": nil, "next_attempt_ms": a.NextAt.UnixMilli()}
+	if a.Counted {
+		set["attempts"] = gorm.Expr("attempts + 1")
+		set["last_attempt_ms"] = a.At.UnixMilli()
+		var status *int
+		if a.Status != 0 {
+			status = &a.Status
+		}
+		set["last_status"] = status
+		var msg *string
+		if a.Error != "" {
+			e := a.Error
+			if len(e) > 500 {
+				e = e[:500]
+			}
+			msg = &e
+		}
+		set["last_error"] = msg
+	}
+	var n int64
+	err := s.withRetry(ctx, func(ctx context.Context) error {
+		res := s.db.WithContext(ctx).Model(&deliveryRow{}).Where("seq = ? AND claim = ?", d.Seq, d.Claim).Updates(set)
+		n = res.RowsAffected
+		return res.Error
+	})
+	if err != nil {
+		return false, fmt.Errorf("finish delivery %d: %w", d.Seq, s.translate(err))
+	}
+	return n > 0, nil
+}
+
+// PurgeDeliveries removes the finished deliveries (delivered, failed,
+// canceled) created before t, and reports how many. It returns
+// ErrUnavailable when the database cannot be reached.
+func (s *Store) PurgeDeliveries(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	err := s.withRetry(ctx, func(ctx context.Context) error {
+		res := s.db.WithContext(ctx).Where("state <> ? AND created_ms < ?", DeliveryPending, before.UnixMilli()).Delete(&deliveryRow{})
+		n = res.RowsAffected
+		return res.Error
+	})
+	if err != nil {
+		return 0, fmt.Errorf("purge deliveries: %w", s.translate(err))
+	}
+	return n, nil
+}
+
+// PendingDeliveries counts the deliveries not finished yet. It returns
+// ErrUnavailable when the database cannot be reached.
+func (s *Store) PendingDeliveries(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.query(ctx, func(db *gorm.DB) error {
+		return db.Model(&deliveryRow{}).Where("state = ?", DeliveryPending).Count(&n).Error
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count pending deliveries: %w", s.translate(err))
+	}
+	return n, nil
+}
+
+// batchUpsertMySQL is putOperationSQL for MySQL noting, in its first
+// assignment (which runs before any column changes), the stored status's
+// rank plus one in LAST_INSERT_ID: the OK packet's insert id then says what
+// the row held before the write (0 for a new id, whose insert evaluates no
+// assignment).
+var batchUpsertMySQL = upsertMySQLNoting("LAST_INSERT_ID((CASE status WHEN 'unexecuted' THEN 1 WHEN 'executing' THEN 2 ELSE 3 END)) > 0")
+
+// prepare returns query prepared on the store's pool, preparing it on first
+// use; database/sql prepares it again on each connection that runs it.
+func (s *Store) prepare(ctx context.Context, query string) (*sql.Stmt, error) {
+	if stmt, ok := s.prepared.Load(query); ok {
+		return stmt.(*sql.Stmt), nil
+	}
+	stmt, err := s.sqlDB.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.prepared.LoadOrStore(query, stmt); loaded {
+		stmt.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return stmt, nil
+}
+
+// insertDeliverySQL inserts one delivery.
+const insertDeliverySQL = "INSERT INTO webhook_deliveries (msg_id, subscription_id, event_type, subject, payload, state, attempts, created_ms, next_attempt_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+// putOperationPrepared is putOperationWithEvents for MySQL with prepared
+// statements, as PutOperation's own: in one transaction, the upsert notes
+// the stored status's rank plus one in LAST_INSERT_ID (the OK packet's
+// insert id: 0 when the id is new), so the events are decided from the
+// write itself, under its row lock, without reading first; then each
+// delivery is one prepared INSERT.
+func (s *Store) putOperationPrepared(ctx context.Context, op Operation, values []any, set *subscriptionSet) (repeat, wrote bool, err error) {
+	upsert, err := s.prepare(ctx, batchUpsertMySQL)
+	if err != nil {
+		return false, false, err
+	}
+	insert, err := s.prepare(ctx, insertDeliverySQL)
+	if err != nil {
+		return false, false, err
+	}
+	tx, err := s.sqlDB.BeginTx(ctx, nil)
+	if err != nil {
+		return false, false, err
+	}
+	defer tx.Rollback()
+	res, err := tx.StmtContext(ctx, upsert).ExecContext(ctx, values...)
+	if err != nil {
+		return false, false, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, false, err
+	}
+	if n == 0 {
+		// Nothing changed: no event. A refusal or a repeat (unchanged).
+		_ = tx.Rollback()
+		if err := s.unchanged(ctx, op); err != nil {
+			return false, false, err
+		}
+		return true, false, nil
+	}
+	oldRank, err := res.LastInsertId() // rank + 1 of the stored status; 0: new
+	if err != nil {
+		return false, false, err
+	}
+	now := s.now()
+	stored := op
+	evs := []Event{{Type: EventOperationUpdated, Time: now, Operation: &stored}}
+	if statusRank[op.Status] == terminalRank && oldRank < terminalRank+1 {
+		evs = append(evs, Event{Type: EventOperationTerminal, Time: now, Operation: &stored})
+	}
+	ob, err := s.outboxFor(set, subjectMSF+op.ID, op.ID, op.Status, "", evs)
+	if err != nil {
+		return false, false, err
+	}
+	if len(ob.args) > 0 {
+		ins := tx.StmtContext(ctx, insert)
+		for i := 0; i < len(ob.args); i += 9 {
+			if _, err := ins.ExecContext(ctx, ob.args[i:i+9]...); err != nil {
+				return false, false, err
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return false, false, s.writeOutcome(err)
+	}
+	return false, len(ob.args) > 0, nil
+}

@@ -1,0 +1,240 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+func mustSubscribe(t *testing.T, s *Store, f SubscriptionFilter, events ...string) Subscription {
+	t.Helper()
+	sub, err := s.CreateSubscription(context.Background(), Subscription{
+		URL: "https://receiver.example/hook", Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwMfKQ9r8GKYo=",
+		Events: events, Filter: f,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sub
+}
+
+// outboxRows counts the deliveries of a subscription of each event type.
+func outboxRows(t *testing.T, s *Store, sub string) map[string]int {
+	t.Helper()
+	var rows []deliveryRow
+	if err := s.db.Where("subscription_id = ?", sub).Order("seq").Find(&rows).Error; err != nil {
+		t.Fatal(err)
+	}
+	n := map[string]int{}
+	for _, r := range rows {
+		n[r.EventType+" "+r.Subject]++
+	}
+	return n
+}
+
+func msfOp(id, status string, sec int) Operation {
+	op := Operation{ID: id, OccurredTime: at(0), LastUpdateTime: at(sec), Status: status,
+		Request: Request{URI: "/v1/x", Method: "POST"}}
+	if statusRank[status] == terminalRank {
+		op.Response = &Response{StatusCode: ptr(200)}
+	}
+	return op
+}
+
+func TestStore_webhookOutbox(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s := mustOpen(t, b, Options{})
+		ctx := context.Background()
+
+		mustPutOperation(t, s, msfOp("before", "completed", 1))
+		terminal := mustSubscribe(t, s, SubscriptionFilter{}, EventOperationTerminal)
+		updated := mustSubscribe(t, s, SubscriptionFilter{OperationIDPrefix: "keep-"}, EventOperationUpdated)
+		icc := mustSubscribe(t, s, SubscriptionFilter{TenantID: "tenant-a"}, EventICCOperationUpdated)
+
+		mustPutOperation(t, s, msfOp("keep-1", "executing", 1))
+		mustPutOperation(t, s, msfOp("keep-1", "completed", 2))
+		mustPutOperation(t, s, msfOp("keep-1", "completed", 2)) // a repeat
+		mustPutOperation(t, s, msfOp("keep-1", "completed", 3)) // new content, same status
+		_, err := s.PutOperation(ctx, msfOp("keep-1", "executing", 4))
+		if !errors.Is(err, ErrConflict) {
+			t.Fatalf("backwards: got %v, want ErrConflict", err)
+		}
+		mustPutOperation(t, s, msfOp("drop-1", "failed", 1))
+		mustPutOperation(t, s, msfOp("before", "completed", 1)) // terminal before the subscription
+
+		want := map[string]int{"operation.terminal msf/keep-1": 1, "operation.terminal msf/drop-1": 1}
+		if got := outboxRows(t, s, terminal.ID); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("terminal subscriber: %v, want %v", got, want)
+		}
+		// Every accepted notification, the refused one excepted; the repeat
+		// of the stored one may or may not send one (MySQL: not within the
+		// same second, when the row is left as it was).
+		if n := outboxRows(t, s, updated.ID)["operation.updated msf/keep-1"]; n != 3 && n != 4 {
+			t.Errorf("updated subscriber: %d events of keep-1, want 3 or 4", n)
+		}
+
+		for _, tenant := range []string{"tenant-a", "tenant-b"} {
+			op := ICCOperation{ID: "icc-" + tenant, ConnectionID: "a80c1728-cc0c-11e6-8080-525400060300", TenantID: tenant,
+				OrderType: "Create", Phase: "prepare_connection", OperationStatus: "processing",
+				ReceptionDatetime: at(0), RequestBody: []byte(`{}`)}
+			if _, _, err := s.PutICCOperation(ctx, op); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want = map[string]int{"icc_operation.updated icc/icc-tenant-a": 1}
+		if got := outboxRows(t, s, icc.ID); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("icc subscriber: %v, want %v", got, want)
+		}
+
+		t.Run("concurrent first writes of one id make one terminal event", func(t *testing.T) {
+			var wg sync.WaitGroup
+			for range 16 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if _, err := s.PutOperation(ctx, msfOp("raced", "completed", 1)); err != nil {
+						t.Error(err)
+					}
+				}()
+			}
+			wg.Wait()
+			if n := outboxRows(t, s, terminal.ID)["operation.terminal msf/raced"]; n != 1 {
+				t.Fatalf("%d terminal events, want 1", n)
+			}
+		})
+
+		t.Run("a deleted subscription gets no more events", func(t *testing.T) {
+			if err := s.DeleteSubscription(ctx, terminal.ID); err != nil {
+				t.Fatal(err)
+			}
+			mustPutOperation(t, s, msfOp("after-delete", "completed", 1))
+			if got := outboxRows(t, s, terminal.ID); len(got) != 0 {
+				t.Fatalf("rows of a deleted subscription: %v", got)
+			}
+			if _, err := s.GetSubscription(ctx, terminal.ID); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("get a deleted subscription: %v", err)
+			}
+		})
+	})
+}
+
+func TestStore_ClaimDeliveries(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s := mustOpen(t, b, Options{})
+		ctx := context.Background()
+		sub := mustSubscribe(t, s, SubscriptionFilter{}, EventOperationUpdated)
+		mustPutOperation(t, s, msfOp("x", "unexecuted", 1))
+		mustPutOperation(t, s, msfOp("x", "executing", 2))
+		mustPutOperation(t, s, msfOp("x", "completed", 3))
+		mustPutOperation(t, s, msfOp("y", "completed", 1))
+		now := time.Now().Add(time.Second)
+		claim := func(now time.Time) map[string]Delivery {
+			t.Helper()
+			ds, err := s.ClaimDeliveries(ctx, now, time.Minute, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := map[string]Delivery{}
+			for _, d := range ds {
+				m[d.OperationID] = d
+			}
+			return m
+		}
+
+		got := claim(now)
+		if len(got) != 2 || got["x"].Claim == "" || got["y"].Claim == "" {
+			t.Fatalf("claimed %v, want the first event of x and y's", got)
+		}
+		if len(claim(now)) != 0 {
+			t.Fatal("claimed deliveries are claimed again within their lease")
+		}
+		x1 := got["x"]
+		if ok, err := s.FinishDelivery(ctx, Delivery{Seq: x1.Seq, Claim: "clm_other"}, Attempt{State: DeliveryDelivered}); ok || err != nil {
+			t.Fatalf("finish with another claim: %v %v", ok, err)
+		}
+		retryAt := now.Add(time.Hour)
+		if ok, err := s.FinishDelivery(ctx, x1, Attempt{At: now, State: DeliveryPending, NextAt: retryAt, Status: 500, Error: "answered 500", Counted: true}); !ok || err != nil {
+			t.Fatalf("finish: %v %v", ok, err)
+		}
+		if ok, err := s.FinishDelivery(ctx, got["y"], Attempt{At: now, State: DeliveryDelivered, NextAt: now, Status: 204, Counted: true}); !ok || err != nil {
+			t.Fatalf("finish: %v %v", ok, err)
+		}
+		// x's first event waits for its retry: the later ones wait for it.
+		if got := claim(now.Add(time.Minute)); len(got) != 0 {
+			t.Fatalf("claimed %v while x's first event is pending", got)
+		}
+		got = claim(retryAt)
+		if got["x"].Seq != x1.Seq || got["x"].Attempts != 1 {
+			t.Fatalf("claimed %+v, want x's first event again", got["x"])
+		}
+		if ok, err := s.FinishDelivery(ctx, got["x"], Attempt{At: retryAt, State: DeliveryDelivered, NextAt: retryAt, Status: 200, Counted: true}); !ok || err != nil {
+			t.Fatalf("finish: %v %v", ok, err)
+		}
+		got = claim(retryAt)
+		if got["x"].Seq <= x1.Seq || len(got) != 1 {
+			t.Fatalf("claimed %v, want x's second event", got)
+		}
+
+		ds, err := s.ListDeliveries(ctx, sub.ID, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) != 4 || ds[len(ds)-1].State != DeliveryDelivered || ds[len(ds)-1].Attempts != 2 || ds[len(ds)-1].LastError != "" {
+			t.Fatalf("deliveries: %+v", ds)
+		}
+		if n, err := s.PendingDeliveries(ctx); err != nil || n != 2 {
+			t.Fatalf("pending: %d %v, want 2", n, err)
+		}
+	})
+}
+
+// TestStore_ClaimDeliveriesConcurrently: claimers at once never take one
+// delivery twice.
+func TestStore_ClaimDeliveriesConcurrently(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s := mustOpen(t, b, Options{})
+		ctx := context.Background()
+		mustSubscribe(t, s, SubscriptionFilter{}, EventOperationTerminal)
+		const n = 60
+		for i := range n {
+			mustPutOperation(t, s, msfOp(fmt.Sprintf("op-%d", i), "completed", 1))
+		}
+		var mu sync.Mutex
+		taken := map[int64]int{}
+		var wg sync.WaitGroup
+		now := time.Now().Add(time.Second)
+		for range 6 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					ds, err := s.ClaimDeliveries(ctx, now, time.Minute, 4)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if len(ds) == 0 {
+						return
+					}
+					mu.Lock()
+					for _, d := range ds {
+						taken[d.Seq]++
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if len(taken) != n {
+			t.Fatalf("%d deliveries claimed, want %d", len(taken), n)
+		}
+		for seq, c := range taken {
+			if c != 1 {
+				t.Errorf("delivery %d claimed %d times", seq, c)
+			}
+		}
+	})
+}

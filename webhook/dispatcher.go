@@ -1,0 +1,376 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"example.com/opsvc/store"
+)
+
+// Store is what the dispatcher needs from persistence; *store.Store
+// implements it.
+type Store interface {
+	ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.Delivery, error)
+	FinishDelivery(ctx context.Context, d store.Delivery, a store.Attempt) (bool, error)
+	GetSubscription(ctx context.Context, id string) (store.Subscription, error)
+	CachedSubscription(id string) (store.Subscription, bool)
+	DisableSubscription(ctx context.Context, id, reason string) error
+	RefreshSubscriptions(ctx context.Context) error
+	PurgeDeliveries(ctx context.Context, before time.Time) (int64, error)
+}
+
+// Config tunes a Dispatcher; zero fields take the defaults named.
+type Config struct {
+	// Timeout bounds one request to a receiver, connection included: 10 s.
+	Timeout time.Duration
+	// RetryPeriod is how long an event is retried after it was recorded:
+	// 24 h. After it the delivery has failed for good.
+	RetryPeriod time.Duration
+	// RetryMin and RetryMax bound the wait between attempts, which doubles
+	// from RetryMin with each failure, with jitter: 5 s and 1 h.
+	RetryMin, RetryMax time.Duration
+	// PollInterval is how often the outbox is looked at when nothing woke
+	// the dispatcher: 1 s. Writes of this instance wake it at once.
+	PollInterval time.Duration
+	// RefreshInterval is how often the store's cache of subscriptions is
+	// reloaded, to learn of those created or deleted by other instances: 5 s.
+	RefreshInterval time.Duration
+	// Retention is how long finished deliveries are kept: 7 days.
+	Retention time.Duration
+	// Concurrency is the most requests in flight at once: 16.
+	Concurrency int
+	// Guard checks every address connected to; nil refuses every
+	// private, loopback and link-local address.
+	Guard  *Guard
+	Logger *slog.Logger
+}
+
+// Stats counts what a dispatcher did since it started. A metrics exporter
+// can read it (Dispatcher.Stats) and publish each field as a counter.
+type Stats struct {
+	// Delivered is the deliveries answered 2xx.
+	Delivered int64
+	// Retried is the attempts that failed and are to be tried again.
+	Retried int64
+	// Failed is the deliveries given up: no 2xx within RetryPeriod, or 410.
+	Failed int64
+	// Canceled is the deliveries dropped because their subscription was
+	// deleted or disabled first.
+	Canceled int64
+	// Disabled is the subscriptions disabled by a 410 Gone.
+	Disabled int64
+}
+
+// Dispatcher delivers the outbox's events to their subscribers. Several
+// dispatchers, in several instances on one database, share the work: each
+// delivery is claimed by one of them at a time (store.ClaimDeliveries).
+type Dispatcher struct {
+	st     Store
+	cfg    Config
+	log    *slog.Logger
+	client *http.Client
+	wake   chan struct{}
+	lease  time.Duration
+	// lastPurge is Run's: when old deliveries were last purged.
+	lastPurge time.Time
+
+	delivered, retried, failed, canceled, disabled atomic.Int64
+}
+
+// New returns a dispatcher of st's outbox; Run starts it.
+func New(st Store, cfg Config) *Dispatcher {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.Timeout, 10*time.Second)
+	def(&cfg.RetryPeriod, 24*time.Hour)
+	def(&cfg.RetryMin, 5*time.Second)
+	def(&cfg.RetryMax, time.Hour)
+	def(&cfg.PollInterval, time.Second)
+	def(&cfg.RefreshInterval, 5*time.Second)
+	def(&cfg.Retention, 7*24*time.Hour)
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 16
+	}
+	if cfg.Guard == nil {
+		cfg.Guard = NewGuard(nil)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	transport := &http.Transport{
+		// Never through a proxy: the Guard must see the receiver's address.
+		Proxy:                 nil,
+		DialContext:           cfg.Guard.Dialer(cfg.Timeout).DialContext,
+		TLSHandshakeTimeout:   cfg.Timeout,
+		ResponseHeaderTimeout: cfg.Timeout,
+		MaxIdleConnsPerHost:   cfg.Concurrency,
+		IdleConnTimeout:       time.Minute,
+		ForceAttemptHTTP2:     true,
+	}
+	return &Dispatcher{
+		st:  st,
+		cfg: cfg,
+		log: cfg.Logger,
+		client: &http.Client{
+			Transport: transport,
+			Timeout:   cfg.Timeout,
+			// A redirect is not followed (it could lead anywhere): the
+			// 3xx is the attempt's answer, a failure.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		wake: make(chan struct{}, 1),
+		// A claim outlives the longest attempt by far: another dispatcher
+		// takes a delivery over only from one that died.
+		lease: 2*cfg.Timeout + 5*time.Second,
+	}
+}
+
+// Wake makes the dispatcher look at the outbox now: the store calls it
+// after committing deliveries.
+func (d *Dispatcher) Wake() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Stats returns the counters so far.
+func (d *Dispatcher) Stats() Stats {
+	return Stats{
+		Delivered: d.delivered.Load(),
+		Retried:   d.retried.Load(),
+		Failed:    d.failed.Load(),
+		Canceled:  d.canceled.Load(),
+		Disabled:  d.disabled.Load(),
+	}
+}
+
+// Run delivers until ctx ends, then waits for the attempts in flight, which
+// are cut, and hands their deliveries back (due at once) for the next start
+// or another instance.
+func (d *Dispatcher) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	slots := make(chan struct{}, d.cfg.Concurrency)
+	poll := time.NewTicker(d.cfg.PollInterval)
+	defer poll.Stop()
+	var lastRefresh time.Time
+	failing := false
+	for {
+		if time.Since(lastRefresh) >= d.cfg.RefreshInterval {
+			lastRefresh = time.Now()
+			d.housekeep(ctx)
+		}
+		free := d.cfg.Concurrency - len(slots)
+		var claimed []store.Delivery
+		// Claims are transactions: taken in batches of at least half the
+		// slots while deliveries are in flight, not one per freed slot.
+		if free > 0 && (free == d.cfg.Concurrency || free >= d.cfg.Concurrency/2) {
+			var err error
+			claimed, err = d.st.ClaimDeliveries(ctx, time.Now(), d.lease, free)
+			switch {
+			case err != nil && ctx.Err() == nil && !failing:
+				d.log.Warn("webhook: cannot read the outbox", "error", err)
+				failing = true
+			case err == nil && failing:
+				d.log.Info("webhook: the outbox can be read again")
+				failing = false
+			}
+		}
+		for _, dl := range claimed {
+			slots <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d.deliver(ctx, dl)
+				<-slots
+				d.Wake() // the next event of its operation may be due
+			}()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.wake:
+		case <-poll.C:
+		}
+	}
+}
+
+// purgeInterval is how often finished deliveries past the retention are
+// deleted.
+const purgeInterval = time.Minute
+
+// housekeep reloads the store's subscription cache and, once in a while,
+// purges old deliveries.
+func (d *Dispatcher) housekeep(ctx context.Context) {
+	if err := d.st.RefreshSubscriptions(ctx); err != nil && ctx.Err() == nil {
+		d.log.Debug("webhook: refreshing subscriptions", "error", err)
+	}
+	if time.Since(d.lastPurge) < purgeInterval {
+		return
+	}
+	d.lastPurge = time.Now()
+	if _, err := d.st.PurgeDeliveries(ctx, time.Now().Add(-d.cfg.Retention)); err != nil && ctx.Err() == nil {
+		d.log.Debug("webhook: purging deliveries", "error", err)
+	}
+}
+
+// maxAnswer is the most of a receiver's answer read (and thrown away).
+const maxAnswer = 64 << 10
+
+// deliver makes one attempt at dl and records its outcome.
+func (d *Dispatcher) deliver(ctx context.Context, dl store.Delivery) {
+	// Recorded even when ctx has ended: the outcome of an attempt made is
+	// worth keeping, and a delivery handed back is due at once.
+	finish := func(a store.Attempt) {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if ok, err := d.st.FinishDelivery(fctx, dl, a); err != nil {
+			d.log.Warn("webhook: recording an attempt", "webhook_id", dl.WebhookID, "error", err)
+		} else if !ok {
+			d.log.Warn("webhook: claim lost before the attempt was recorded", "webhook_id", dl.WebhookID)
+		}
+	}
+	// The cache first: it is the store's own, refreshed every
+	// RefreshInterval. A subscription it lacks may be one created through
+	// another instance since: the database says.
+	sub, ok := d.st.CachedSubscription(dl.SubscriptionID)
+	var err error
+	if !ok {
+		sub, err = d.st.GetSubscription(ctx, dl.SubscriptionID)
+	}
+	switch {
+	case errors.Is(err, store.ErrNotFound) || (err == nil && sub.DisabledReason != ""):
+		d.canceled.Add(1)
+		finish(store.Attempt{State: store.DeliveryCanceled, NextAt: time.Now()})
+		return
+	case err != nil:
+		finish(store.Attempt{State: store.DeliveryPending, NextAt: time.Now().Add(d.cfg.RetryMin)})
+		return
+	}
+
+	now := time.Now()
+	status, retryAfter, err := d.send(ctx, sub, dl, now)
+	if ctx.Err() != nil {
+		// Shutting down: not the receiver's fault, not counted.
+		finish(store.Attempt{State: store.DeliveryPending, NextAt: time.Now()})
+		return
+	}
+	a := store.Attempt{At: now, Status: status, Counted: true, NextAt: now}
+	switch {
+	case err == nil && status >= 200 && status < 300:
+		a.State = store.DeliveryDelivered
+		d.delivered.Add(1)
+		finish(a)
+		return
+	case err == nil && status == http.StatusGone:
+		a.State, a.Error = store.DeliveryFailed, "410 Gone: subscription disabled"
+		d.failed.Add(1)
+		finish(a)
+		reason := fmt.Sprintf("the receiver answered 410 Gone at %s", now.UTC().Format(time.RFC3339))
+		if err := d.st.DisableSubscription(context.WithoutCancel(ctx), sub.ID, reason); err != nil {
+			d.log.Warn("webhook: disabling a subscription", "subscription_id", sub.ID, "error", err)
+			return
+		}
+		d.disabled.Add(1)
+		d.log.Warn("webhook: subscription disabled", "subscription_id", sub.ID, "reason", reason)
+		return
+	case err != nil:
+		a.Error = err.Error()
+	default:
+		a.Error = "answered " + strconv.Itoa(status)
+	}
+	wait := d.backoff(dl.Attempts + 1)
+	if retryAfter > 0 {
+		wait = retryAfter
+	}
+	if now.Add(wait).After(dl.CreatedAt.Add(d.cfg.RetryPeriod)) {
+		a.State = store.DeliveryFailed
+		d.failed.Add(1)
+		finish(a)
+		d.log.Warn("webhook delivery failed for good", "subscription_id", sub.ID, "webhook_id", dl.WebhookID,
+			"event_type", dl.EventType, "operation_id", dl.OperationID, "attempts", dl.Attempts+1,
+			"last_status", status, "last_error", a.Error, "since", dl.CreatedAt.Format(time.RFC3339))
+		return
+	}
+	a.State, a.NextAt = store.DeliveryPending, now.Add(wait)
+	d.retried.Add(1)
+	finish(a)
+	d.log.Debug("webhook: attempt failed", "subscription_id", sub.ID, "webhook_id", dl.WebhookID,
+		"attempt", dl.Attempts+1, "status", status, "error", a.Error, "retry_in", wait.String())
+}
+
+// send POSTs the event, signed, and returns the answer's status and, for
+// 429 and 503, its Retry-After.
+func (d *Dispatcher) send(ctx context.Context, sub store.Subscription, dl store.Delivery, now time.Time) (int, time.Duration, error) {
+	wh, err := standardwebhooks.NewWebhook(sub.Secret)
+	if err != nil {
+		return 0, 0, fmt.Errorf("secret: %w", err)
+	}
+	sig, err := wh.Sign(dl.WebhookID, now, dl.Payload)
+	if err != nil {
+		return 0, 0, fmt.Errorf("sign: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sub.URL, bytes.NewReader(dl.Payload))
+	if err != nil {
+		return 0, 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "opsvc-webhooks/1")
+	req.Header.Set(standardwebhooks.HeaderWebhookID, dl.WebhookID)
+	req.Header.Set(standardwebhooks.HeaderWebhookTimestamp, strconv.FormatInt(now.Unix(), 10))
+	req.Header.Set(standardwebhooks.HeaderWebhookSignature, sig)
+	resp, err := d.client.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxAnswer))
+	var retryAfter time.Duration
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now)
+	}
+	return resp.StatusCode, retryAfter, nil
+}
+
+// parseRetryAfter reads Retry-After, in seconds or as an HTTP date; 0 when
+// absent or unreadable.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// backoff is the wait before attempt n+1 after n failed: RetryMin doubled
+// n-1 times, at most RetryMax, less a random part of up to half, so that
+// the retries of many events do not come in step.
+func (d *Dispatcher) backoff(n int) time.Duration {
+	wait := d.cfg.RetryMin
+	for i := 1; i < n && wait < d.cfg.RetryMax; i++ {
+		wait *= 2
+	}
+	wait = min(wait, d.cfg.RetryMax)
+	return wait/2 + rand.N(wait/2+1)
+}
