@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"example.com/opsvc/keystone"
+	"example.com/opsvc/webhook"
 )
 
 // newRegistry is the registry /metrics serves: the Go runtime's and the
@@ -78,4 +80,63 @@ func serveAdmin(addr string, reg *prometheus.Registry, log *slog.Logger) (stop f
 	go func() { _ = hs.Serve(ln) }()
 	log.Info("admin listening", "addr", ln.Addr().String(), "paths", "/metrics /debug/pprof/")
 	return func() { hs.Close() }, nil
+}
+
+// registerWebhooks adds the webhook dispatcher's counts, read when scraped,
+// and the outbox's pending deliveries, counted in the database then.
+func registerWebhooks(reg prometheus.Registerer, d *webhook.Dispatcher, db *lateStore) {
+	counter := func(name, help string, labels prometheus.Labels, read func(webhook.Stats) int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels},
+			func() float64 { return float64(read(d.Stats())) })
+	}
+	const deliveries = "Webhook deliveries this instance finished, by result: delivered (2xx), failed (given up after WEBHOOK_RETRY_PERIOD, or 410), canceled (the subscription was deleted or disabled first)."
+	reg.MustRegister(
+		counter("opsvc_webhook_deliveries_total", deliveries, prometheus.Labels{"result": "delivered"},
+			func(s webhook.Stats) int64 { return s.Delivered }),
+		counter("opsvc_webhook_deliveries_total", deliveries, prometheus.Labels{"result": "failed"},
+			func(s webhook.Stats) int64 { return s.Failed }),
+		counter("opsvc_webhook_deliveries_total", deliveries, prometheus.Labels{"result": "canceled"},
+			func(s webhook.Stats) int64 { return s.Canceled }),
+		counter("opsvc_webhook_retries_total", "Webhook attempts that failed and are to be tried again.", nil,
+			func(s webhook.Stats) int64 { return s.Retried }),
+		counter("opsvc_webhook_subscriptions_disabled_total", "Subscriptions disabled by a 410 Gone from their receiver.", nil,
+			func(s webhook.Stats) int64 { return s.Disabled }),
+		pendingCollector{db},
+	)
+}
+
+// pendingCollector reports the outbox's pending deliveries, every
+// instance's, as counted at scrape time; nothing while the database does
+// not answer (a scrape must not fail, nor say 0, for that).
+type pendingCollector struct{ db *lateStore }
+
+var pendingDesc = prometheus.NewDesc("opsvc_webhook_deliveries_pending",
+	"Webhook deliveries not finished yet (due now or waiting for a retry), in the whole database.", nil, nil)
+
+func (pendingCollector) Describe(ch chan<- *prometheus.Desc) { ch <- pendingDesc }
+
+func (c pendingCollector) Collect(ch chan<- prometheus.Metric) {
+	st, err := c.db.get()
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	n, err := st.PendingDeliveries(ctx)
+	if err != nil {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(n))
+}
+
+// newPurgeCounter is opsvc_retention_purged_total, by family.
+func newPurgeCounter(reg prometheus.Registerer) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "opsvc_retention_purged_total",
+		Help: "Terminal operations this instance purged for being older than RETENTION_PERIOD, by family (msf, icc).",
+	}, []string{"family"})
+	c.WithLabelValues("msf")
+	c.WithLabelValues("icc")
+	reg.MustRegister(c)
+	return c
 }

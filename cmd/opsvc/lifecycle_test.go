@@ -555,7 +555,7 @@ func TestRetention(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
 			dbURL := b.url(t)
-			s := mustRunMain(t, map[string]string{"DATABASE_URL": dbURL, "RETENTION_PERIOD": "2s", "RETENTION_INTERVAL": "250ms"})
+			s := mustRunMain(t, map[string]string{"DATABASE_URL": dbURL, "RETENTION_PERIOD": "2s", "RETENTION_INTERVAL": "250ms", "ADMIN_ADDR": "127.0.0.1:0"})
 			if b.name == "mysql" {
 				// A second purger on the same database: harmless. (Two
 				// processes writing one SQLite file is no deployment.)
@@ -629,6 +629,14 @@ func TestRetention(t *testing.T) {
 					purged += l.MSF + l.ICC
 					longestBatch = max(longestBatch, l.Batch)
 				}
+			}
+			mfs := scrape(t, s.AdminURL)
+			counted := counterValue(t, mfs, "opsvc_retention_purged_total", map[string]string{"family": "msf"}) +
+				counterValue(t, mfs, "opsvc_retention_purged_total", map[string]string{"family": "icc"})
+			if int(counted) < purged {
+				// The counter may be ahead of the logs read above: a purge
+				// may have run between the two.
+				t.Errorf("opsvc_retention_purged_total says %v, the logs %d", counted, purged)
 			}
 			t.Logf("%d writes (A1 and B2) during the purges: p50 %s, p99 %s, longest %s; %d of %d purged by this instance, its longest batch write %.1f ms",
 				len(latencies), latencies[len(latencies)/2].Round(time.Microsecond), latencies[len(latencies)*99/100].Round(time.Microsecond),

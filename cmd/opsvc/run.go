@@ -89,6 +89,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		Guard:           guard,
 		Logger:          log,
 	})
+	registerWebhooks(reg, dispatcher, db)
 	storeOpts := store.Options{Logger: log, Timeout: cfg.DatabaseTimeout, Tracer: tracer,
 		EncodeEvent: server.EncodeEvent, OnDeliveries: dispatcher.Wake}
 	st, err := store.Open(ctx, cfg.DatabaseURL, storeOpts)
@@ -189,7 +190,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if cfg.RetentionPeriod > 0 {
 		go func() {
 			defer close(purging)
-			purgeLoop(ctx, db, cfg.RetentionPeriod, cfg.RetentionInterval, log)
+			purgeLoop(ctx, db, cfg.RetentionPeriod, cfg.RetentionInterval, newPurgeCounter(reg), log)
 		}()
 	} else {
 		close(purging)

@@ -268,7 +268,7 @@ func TestWebhooks_terminal(t *testing.T) {
 	for _, b := range backends(t) {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
-			s := mustRunMain(t, webhookEnv("DATABASE_URL", b.url(t)))
+			s := mustRunMain(t, webhookEnv("DATABASE_URL", b.url(t), "ADMIN_ADDR", "127.0.0.1:0"))
 			rcv := newReceiver(t, nil)
 			sub, secret := subscribe(t, s, rcv.srv.URL+"/hook", "operation.terminal")
 
@@ -319,6 +319,14 @@ func TestWebhooks_terminal(t *testing.T) {
 			want := map[string]string{"op-1": "completed", "op-2": "failed", "op-3": "canceled"}
 			if fmt.Sprint(seen) != fmt.Sprint(want) {
 				t.Fatalf("got %v, want %v", seen, want)
+			}
+			// The metrics say the same.
+			mfs := scrape(t, s.AdminURL)
+			if got := counterValue(t, mfs, "opsvc_webhook_deliveries_total", map[string]string{"result": "delivered"}); got != 3 {
+				t.Errorf("opsvc_webhook_deliveries_total{result=delivered} = %v, want 3", got)
+			}
+			if ms := series(mfs, "opsvc_webhook_deliveries_pending", nil); len(ms) != 1 || ms[0].GetGauge().GetValue() != 0 {
+				t.Errorf("opsvc_webhook_deliveries_pending = %v, want one gauge at 0", ms)
 			}
 		})
 	}
