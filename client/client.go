@@ -9,7 +9,9 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Client calls the Operations Service. Its methods answer the decoded model,
@@ -86,6 +88,29 @@ func (c *Client) GetOperation(ctx context.Context, id string) (*Operation, error
 		return nil, err
 	}
 	return &op, nil
+}
+
+// WaitOperation is GetOperation that waits, up to d (at most a minute), for
+// the operation to become terminal (GET /v1/operations/{id}?wait=d): the
+// answer comes as soon as it is, or once d has passed, with the record as it
+// is then. d below a millisecond reads at once.
+func (c *Client) WaitOperation(ctx context.Context, id string, d time.Duration) (*Operation, error) {
+	var op Operation
+	if err := decode(c.raw.GetOperation(ctx, id, &GetOperationParams{Wait: waitParam(d)}))(http.StatusOK, &op); err != nil {
+		return nil, err
+	}
+	return &op, nil
+}
+
+// waitParam is d as the wait parameter: whole milliseconds, at most 60 s;
+// nil below a millisecond.
+func waitParam(d time.Duration) *Wait {
+	d = min(d, time.Minute)
+	if d < time.Millisecond {
+		return nil
+	}
+	w := Wait(strconv.FormatInt(d.Milliseconds(), 10) + "ms")
+	return &w
 }
 
 // PutOperation records an MSF operation result notification (PUT
@@ -179,6 +204,16 @@ func (c *Client) ListICCOperationsV2(ctx context.Context, params *ListICCOperati
 func (c *Client) GetICCOperationV2(ctx context.Context, id string) (*ICCOperationV2, error) {
 	var s ICCOperationV2Show
 	if err := decode(c.raw.GetICCOperationV2(ctx, id, nil))(http.StatusOK, &s); err != nil {
+		return nil, err
+	}
+	return &s.Operation, nil
+}
+
+// WaitICCOperationV2 is GetICCOperationV2 that waits, up to d (at most a
+// minute), for the operation to become terminal, as WaitOperation does.
+func (c *Client) WaitICCOperationV2(ctx context.Context, id string, d time.Duration) (*ICCOperationV2, error) {
+	var s ICCOperationV2Show
+	if err := decode(c.raw.GetICCOperationV2(ctx, id, &GetICCOperationV2Params{Wait: waitParam(d)}))(http.StatusOK, &s); err != nil {
 		return nil, err
 	}
 	return &s.Operation, nil

@@ -82,7 +82,7 @@ Every command takes:
   --help          the command's own flags
 
 Exit codes: 0 done, 1 usage, 2 not found, 3 refused (4xx), 4 service failed (5xx) or
-unreachable, 5 watch: ended failed, canceled or in error, 6 watch: --timeout passed.
+unreachable, 5 watch: ended failed, canceled or in error, 6 watch: --for passed.
 
 "opsctl COMMAND --help" describes a command.
 `)

@@ -308,8 +308,10 @@ var watchCmd = &command{
 	args:    "ID",
 	summary: "follow an operation until it ends, showing its progress",
 	details: `
-Reads the operation every --interval and prints a line each time it changes
-(-o json: the operation, one JSON document a line), until it is terminal:
+Reads the operation, then asks again with the service's long poll (?wait=
+--interval, at most 1m): each answer comes as soon as the operation is terminal,
+or after --interval with its progress. It prints a line each time the operation
+changes (-o json: the operation, one JSON document a line), until it is terminal:
 --api msf (the default): completed (exit 0), failed or canceled (exit 5).
 --api v2: operation_status complete (exit 0) or error (exit 5).
 An operation that does not exist is exit 2 at once. A service that fails (5xx) or
@@ -321,7 +323,7 @@ Examples:
   OPSCTL_TOKEN=tenant-a-token opsctl watch --api v2 op-a80c1728-approve -o json`,
 	apis: []string{"msf", "v2"},
 	flags: func(fs *flag.FlagSet) {
-		fs.DurationVar(&watchFlags.interval, "interval", 2*time.Second, "how often to read the operation")
+		fs.DurationVar(&watchFlags.interval, "interval", 2*time.Second, "how often to show progress (the end is shown at once)")
 		fs.DurationVar(&watchFlags.limit, "for", 0, "give up after this long (exit 6); 0: never")
 	},
 	run: func(ctx context.Context, e *env, c *common, cl *client.Client, _ *flag.FlagSet, args []string) error {
@@ -338,8 +340,9 @@ Examples:
 			defer cancel()
 		}
 		last := ""
+		wait := time.Duration(0) // the first read answers at once
 		for {
-			state, line, doc, end, err := readState(ctx, cl, c.api, id)
+			state, line, doc, end, err := readState(ctx, cl, c.api, id, wait)
 			switch {
 			case ctx.Err() != nil:
 				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -366,6 +369,12 @@ Examples:
 					return &exitErr{exitEndedBad, fmt.Sprintf("%s ended %s", id, end)}
 				}
 			}
+			if err == nil {
+				// The next read waits for the end, as long as an interval
+				// (and well within one request's --timeout).
+				wait = min(watchFlags.interval, c.timeout/2)
+				continue
+			}
 			select {
 			case <-ctx.Done():
 			case <-time.After(watchFlags.interval):
@@ -374,11 +383,12 @@ Examples:
 	},
 }
 
-// readState reads an operation once: what identifies its progress, a line
-// showing it, the operation, and, when it is terminal, "ok" or how it ended.
-func readState(ctx context.Context, cl *client.Client, api, id string) (state, line string, doc any, end string, err error) {
+// readState reads an operation once, waiting up to wait for it to end: what
+// identifies its progress, a line showing it, the operation, and, when it is
+// terminal, "ok" or how it ended.
+func readState(ctx context.Context, cl *client.Client, api, id string, wait time.Duration) (state, line string, doc any, end string, err error) {
 	if api == "msf" {
-		op, err := cl.GetOperation(ctx, id)
+		op, err := cl.WaitOperation(ctx, id, wait)
 		if err != nil {
 			return "", "", nil, "", err
 		}
@@ -395,7 +405,7 @@ func readState(ctx context.Context, cl *client.Client, api, id string) (state, l
 		}
 		return state, line, op, end, nil
 	}
-	op, err := cl.GetICCOperationV2(ctx, id)
+	op, err := cl.WaitICCOperationV2(ctx, id, wait)
 	if err != nil {
 		return "", "", nil, "", err
 	}

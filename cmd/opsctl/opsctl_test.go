@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // Black-box tests: the opsctl binary against the opsvc binary, both built by
@@ -469,6 +470,25 @@ func TestOpsctl_watch(t *testing.T) {
 		wantCode(t, r, 6)
 		if !strings.Contains(r.stderr, "w-3: still executing after 200ms") {
 			t.Fatalf("%s", r)
+		}
+	})
+	t.Run("the end shows at once, whatever the interval (the service's long poll)", func(t *testing.T) {
+		put(msf("w-4", "executing", "20261123_100000", ""))
+		w := startWatch(t, url, "w-4", "--interval", "1m")
+		if line := w.next(t); !strings.HasSuffix(line, "w-4  executing  last_update_time 20261123_100000") {
+			t.Fatalf("line %q", line)
+		}
+		put(msf("w-4", "completed", "20261123_100001", ""))
+		start := time.Now()
+		if line := w.next(t); !strings.HasSuffix(line, "w-4  completed  last_update_time 20261123_100001") {
+			t.Fatalf("line %q", line)
+		}
+		// Reading every interval would take up to a minute.
+		if d := time.Since(start); d > 20*time.Second {
+			t.Fatalf("the end showed %s after the write, with --interval 1m", d)
+		}
+		if code := w.exit(t); code != 0 {
+			t.Fatalf("exit %d; stderr: %s", code, w.stderr.String())
 		}
 	})
 	t.Run("ICC v2.0 until complete", func(t *testing.T) {
