@@ -18,6 +18,10 @@ export interface paths {
          * Getting information of detailed operation state
          * @description The full stored record in the shape of the notification (MSF 000103). Times are answered
          *     in the underscore form; absent optional fields are omitted: answers never hold `null`.
+         *
+         *     Additions (issue 9): `wait` holds the answer until the operation is terminal
+         *     (`completed`, `failed`, `canceled`) or the wait ends; `ETag` and `If-None-Match` (304)
+         *     let pollers skip unchanged records; a non-terminal answer carries `Retry-After`.
          */
         get: operations["GetOperation"];
         /**
@@ -46,7 +50,12 @@ export interface paths {
          */
         put: operations["PutOperation"];
         post?: never;
-        delete?: never;
+        /**
+         * Delete an operation (issue 9)
+         * @description Removes the stored operation, whatever its status. Callers from `MSF_ALLOWED_CIDRS` or
+         *     with an `admin` token, as for the other MSF calls.
+         */
+        delete: operations["DeleteOperation"];
         options?: never;
         head?: never;
         patch?: never;
@@ -64,6 +73,9 @@ export interface paths {
          * @description MSF 000102. `format=list` (the default) answers the operation ids; `format=detail-list`
          *     answers the operations without their `body` strings. Ordered by `occurred_time`, then
          *     `operation_id` (byte order), ascending. The answer is streamed.
+         *
+         *     Pages (issue 9): with `limit`, at most that many items, and `next_page_token` (and a
+         *     `Link` header) when more follow; without it, the whole list as before.
          */
         get: operations["ListOperations"];
         put?: never;
@@ -171,11 +183,19 @@ export interface paths {
          * @description One operation in ICC API v2.0's shape. An id that does not exist, or that belongs to
          *     another tenant, is 404: another tenant's ids are never revealed. An `admin` token sees
          *     every tenant.
+         *
+         *     Additions (issue 9): `wait` holds the answer until the operation is terminal
+         *     (`complete`, `error`) or the wait ends; `ETag` and `If-None-Match` (304); a
+         *     non-terminal answer carries `Retry-After`.
          */
         get: operations["GetICCOperationV2"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Delete an operation (issue 9)
+         * @description Removes the stored operation, whatever its status. `admin` tokens only.
+         */
+        delete: operations["DeleteICCOperationV2"];
         options?: never;
         head?: never;
         patch?: never;
@@ -257,6 +277,92 @@ export interface paths {
          *     token is needed.
          */
         get: operations["GetDocs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/subscriptions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the subscriptions (admin only), without their secrets */
+        get: operations["ListSubscriptions"];
+        put?: never;
+        /**
+         * Subscribe a URL to operation events (signed webhooks)
+         * @description Admin only: an `X-Auth-Token` with the `admin` role is required, even from
+         *     `MSF_ALLOWED_CIDRS` (403 `990003` otherwise).
+         *
+         *     * `url` must be `http` or `https`, with a host. Its host is resolved, and a name or
+         *       address that is (or resolves to) a loopback, private, link-local, shared (CGNAT),
+         *       unspecified or multicast address is refused with 400 `010002` naming `url`, unless
+         *       the address is in `WEBHOOK_ALLOWED_CIDRS`. The check is made again at every
+         *       delivery, on the address actually connected to (DNS rebinding).
+         *     * `secret`, when given, is a Standard Webhooks secret: `whsec_` and the base64 of 24
+         *       to 64 bytes. When absent one is generated. The answer shows it; it is never shown
+         *       again.
+         *     * `events` names one or more of the event types (see `WebhookEvent`); `filter`
+         *       narrows them.
+         *
+         *     The subscription receives the events of every notification acknowledged from now
+         *     on by this instance, and by every other instance on the same database from at most
+         *     `WEBHOOK_REFRESH_INTERVAL` on.
+         */
+        post: operations["CreateSubscription"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/subscriptions/{subscription_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Subscription id, as answered by `POST /v1/subscriptions`. */
+                subscription_id: components["parameters"]["SubscriptionID"];
+            };
+            cookie?: never;
+        };
+        /** Show one subscription (admin only), without its secret */
+        get: operations["GetSubscription"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a subscription (admin only)
+         * @description Its pending deliveries are dropped, and its delivery history with it.
+         */
+        delete: operations["DeleteSubscription"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/subscriptions/{subscription_id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Subscription id, as answered by `POST /v1/subscriptions`. */
+                subscription_id: components["parameters"]["SubscriptionID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * The latest deliveries of a subscription (admin only)
+         * @description Newest first, at most `limit`: each event's webhook id, its state, the number of
+         *     attempts, the last attempt's time and outcome, and, while pending, when the next
+         *     attempt is due. Finished deliveries are kept for `WEBHOOK_RETENTION`.
+         */
+        get: operations["ListSubscriptionDeliveries"];
         put?: never;
         post?: never;
         delete?: never;
@@ -383,9 +489,11 @@ export interface components {
         };
         OperationIDList: {
             operation_ids: components["schemas"]["OperationID"][];
+            next_page_token?: components["schemas"]["PageToken"];
         };
         OperationDetailList: {
             operations: components["schemas"]["OperationSummary"][];
+            next_page_token?: components["schemas"]["PageToken"];
         };
         /** @description An operation without its `body` strings (MSF 000102 detail-list). */
         OperationSummary: {
@@ -491,6 +599,7 @@ export interface components {
         };
         ICCOperationList: {
             operations: components["schemas"]["ICCOperation"][];
+            next_page_token?: components["schemas"]["PageToken"];
         };
         /** @description A connection operation to record (B2). */
         ICCOperationWrite: {
@@ -555,6 +664,7 @@ export interface components {
         };
         ICCOperationV2List: {
             operations: components["schemas"]["ICCOperationV2"][];
+            next_page_token?: components["schemas"]["PageToken"];
         };
         ICCOperationV2Show: {
             operation: components["schemas"]["ICCOperationV2"];
@@ -570,8 +680,143 @@ export interface components {
             /** @enum {string} */
             status: "ok" | "unavailable";
         };
+        /**
+         * @description `sub_` and 26 lower-case letters and digits.
+         * @example sub_2q7c4m1x9k0v8d3j5n6p7r8t9w
+         */
+        SubscriptionID: string;
+        /**
+         * @description * `operation.terminal`: an MSF operation reached `completed`, `failed` or `canceled`
+         *       (once per operation: re-sending the terminal notification sends no second event).
+         *     * `operation.updated`: every accepted MSF notification (A1 answered 200) that changed
+         *       the stored record; a repeat of the stored notification may send one or not.
+         *     * `icc_operation.updated`: every accepted ICC write (B2 answered 200 or 201).
+         * @enum {string}
+         */
+        EventType: "operation.terminal" | "operation.updated" | "icc_operation.updated";
+        /**
+         * @description Narrows the events a subscription receives; every member given must match.
+         *     Unknown members are refused.
+         */
+        SubscriptionFilter: {
+            /** @description The operation id starts with this. */
+            operation_id_prefix?: string;
+            /** @description The operation's `status` (MSF) or `operation_status` (ICC) is one of these. */
+            statuses?: string[];
+            /** @description ICC events of this tenant only; a subscription with it receives no MSF event. */
+            tenant_id?: components["schemas"]["TenantID"];
+        };
+        SubscriptionCreate: {
+            /**
+             * @description Where events are POSTed; `http` or `https`.
+             * @example https://orchestrator.example.net/hooks/opsvc
+             */
+            url: string;
+            /** @description A Standard Webhooks secret, `whsec_` and the base64 of 24 to 64 random bytes; generated when absent. */
+            secret?: string;
+            events: components["schemas"]["EventType"][];
+            filter?: components["schemas"]["SubscriptionFilter"];
+        };
+        Subscription: {
+            id: components["schemas"]["SubscriptionID"];
+            url: string;
+            events: components["schemas"]["EventType"][];
+            filter?: components["schemas"]["SubscriptionFilter"];
+            /** Format: date-time */
+            created_at: string;
+            /** @description False once the receiver answered `410 Gone`; nothing more is delivered to it. */
+            active: boolean;
+            /** @description Why it is no longer active. */
+            disabled_reason?: string;
+        };
+        /** @description A new subscription, with its secret (shown this once). */
+        SubscriptionCreated: components["schemas"]["Subscription"] & {
+            /**
+             * @description The signing secret, `whsec_` and base64.
+             * @example whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+             */
+            secret: string;
+        };
+        SubscriptionList: {
+            subscriptions: components["schemas"]["Subscription"][];
+        };
+        Delivery: {
+            /**
+             * @description The `webhook-id` header, the same on every attempt of this event.
+             * @example msg_2q7c4m1x9k0v8d3j5n6p7r8t9w
+             */
+            webhook_id: string;
+            event_type: components["schemas"]["EventType"];
+            operation_id: components["schemas"]["OperationID"];
+            /**
+             * @description `pending` (not delivered yet: due at `next_attempt_at`), `delivered` (a 2xx
+             *     answer), `failed` (no 2xx within `WEBHOOK_RETRY_PERIOD`, or 410), `canceled` (the
+             *     subscription was disabled first).
+             * @enum {string}
+             */
+            state: "pending" | "delivered" | "failed" | "canceled";
+            attempts: number;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            last_attempt_at?: string;
+            /** @description The HTTP status of the last attempt, when it got one. */
+            last_status_code?: number;
+            /** @description Why the last attempt failed, when it did. */
+            last_error?: string;
+            /**
+             * Format: date-time
+             * @description While pending, when the next attempt is due.
+             */
+            next_attempt_at?: string;
+        };
+        DeliveryList: {
+            deliveries: components["schemas"]["Delivery"][];
+        };
+        /**
+         * @description The body of every webhook request: `POST` to the subscription's `url` with
+         *     `Content-Type: application/json` and the Standard Webhooks headers:
+         *
+         *     * `webhook-id`: the event's id (`msg_...`), the same on every retry: the receiver's
+         *       idempotency key.
+         *     * `webhook-timestamp`: this attempt's time, in seconds since the Unix epoch.
+         *     * `webhook-signature`: `v1,` and the base64 of the HMAC-SHA256, keyed with the
+         *       base64-decoded part of the secret after `whsec_`, of `{webhook-id}.{webhook-timestamp}.{body}`.
+         *
+         *     Any 2xx answer delivers it. Anything else (or no answer within `WEBHOOK_TIMEOUT`) is
+         *     retried with exponential backoff and jitter, for `WEBHOOK_RETRY_PERIOD` (24 h by
+         *     default); a 429 or 503 with `Retry-After` is retried after that delay. `410 Gone`
+         *     disables the subscription. Redirects are not followed. The events of one operation
+         *     reach a subscriber in order: the next is not sent while one before it is pending.
+         *     Delivery is at least once: a service stopped after an attempt but before recording
+         *     its outcome sends the event again, with the same `webhook-id`.
+         */
+        WebhookEvent: {
+            type: components["schemas"]["EventType"];
+            /**
+             * Format: date-time
+             * @description When the notification that caused the event was recorded.
+             */
+            timestamp: string;
+            /**
+             * @description `operation.*`: the operation as `GET /v1/operations/{operation_id}` would answer it
+             *     just after the notification. `icc_operation.updated`: the operation as B2 answered it.
+             */
+            data: components["schemas"]["Operation"] | components["schemas"]["ICCOperationRecord"];
+        };
+        /** @description An opaque page position (issue 9). */
+        PageToken: string;
     };
     responses: {
+        /** @description The record still has the `ETag` given in `If-None-Match` (issue 9). No body. */
+        NotModified: {
+            headers: {
+                ETag: components["headers"]["ETag"];
+                "Retry-After": components["headers"]["RetryAfter"];
+                [name: string]: unknown;
+            };
+            content?: never;
+        };
         /** @description `010001` (not JSON, wrong type) or `010002` (missing or invalid value, id mismatch, bad time). */
         MSFBadRequest: {
             headers: {
@@ -678,6 +923,22 @@ export interface components {
                  * @example {
                  *       "error_code": "020001",
                  *       "error_message": "database unreachable",
+                 *       "data_consistency": "rolled back"
+                 *     }
+                 */
+                "application/json": components["schemas"]["MSFError"];
+            };
+        };
+        /** @description `030001`: unknown subscription. */
+        MSFSubscriptionNotFound: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error_code": "030001",
+                 *       "error_message": "subscription_id: no such subscription",
                  *       "data_consistency": "rolled back"
                  *     }
                  */
@@ -800,17 +1061,58 @@ export interface components {
     parameters: {
         /** @description Operation ID (case-sensitive). */
         OperationID: components["schemas"]["OperationID"];
+        /**
+         * @description At most this many items (issue 9). The answer then carries `next_page_token` and a `Link`
+         *     header when more follow. Without it the whole list is answered.
+         */
+        Limit: number;
+        /**
+         * @description The `next_page_token` of the previous page, with the same filters (other filters, or a
+         *     token altered, are 400 naming `page_token`). Pages are keyset positions: walking every
+         *     page while operations are written lists each operation that existed at the start once,
+         *     in order. Without `limit`, the rest of the list.
+         */
+        PageToken: components["schemas"]["PageToken"];
+        /**
+         * @description How long to wait for the operation to become terminal, a duration such as `30s`,
+         *     `500ms` or `1m` (at most `60s`). Answered at once when terminal, otherwise within about
+         *     half a second of becoming terminal (whichever service instance recorded it), or when the
+         *     wait ends, then with the current record and `Retry-After`.
+         */
+        Wait: string;
+        /** @description An `ETag` of a previous answer (or a list of them, or `*`); 304 when it still matches. */
+        IfNoneMatch: string;
+        /** @description Subscription id, as answered by `POST /v1/subscriptions`. */
+        SubscriptionID: components["schemas"]["SubscriptionID"];
     };
     requestBodies: never;
-    headers: never;
+    headers: {
+        /** @description `<URL of the next page>; rel="next"` when more items follow (issue 9). */
+        Link: string;
+        /** @description The record's entity tag, for `If-None-Match` (issue 9). */
+        ETag: string;
+        /** @description Seconds after which asking again is worth it; on answers about operations not yet terminal (issue 9). */
+        RetryAfter: number;
+    };
     pathItems: never;
 }
 export type $defs = Record<string, never>;
 export interface operations {
     GetOperation: {
         parameters: {
-            query?: never;
-            header?: never;
+            query?: {
+                /**
+                 * @description How long to wait for the operation to become terminal, a duration such as `30s`,
+                 *     `500ms` or `1m` (at most `60s`). Answered at once when terminal, otherwise within about
+                 *     half a second of becoming terminal (whichever service instance recorded it), or when the
+                 *     wait ends, then with the current record and `Retry-After`.
+                 */
+                wait?: components["parameters"]["Wait"];
+            };
+            header?: {
+                /** @description An `ETag` of a previous answer (or a list of them, or `*`); 304 when it still matches. */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
             path: {
                 /** @description Operation ID (case-sensitive). */
                 operation_id: components["parameters"]["OperationID"];
@@ -822,12 +1124,15 @@ export interface operations {
             /** @description The stored operation. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Retry-After": components["headers"]["RetryAfter"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Operation"];
                 };
             };
+            304: components["responses"]["NotModified"];
             400: components["responses"]["MSFBadRequest"];
             403: components["responses"]["MSFForbidden"];
             404: components["responses"]["MSFNotFound"];
@@ -866,11 +1171,49 @@ export interface operations {
             503: components["responses"]["MSFUnavailable"];
         };
     };
+    DeleteOperation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Operation ID (case-sensitive). */
+                operation_id: components["parameters"]["OperationID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The operation was removed. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["MSFBadRequest"];
+            403: components["responses"]["MSFForbidden"];
+            404: components["responses"]["MSFNotFound"];
+            500: components["responses"]["MSFInternal"];
+            503: components["responses"]["MSFUnavailable"];
+        };
+    };
     ListOperations: {
         parameters: {
             query?: {
                 /** @description `list` for ids only, `detail-list` for the operations without bodies. */
                 format?: "list" | "detail-list";
+                /**
+                 * @description At most this many items (issue 9). The answer then carries `next_page_token` and a `Link`
+                 *     header when more follow. Without it the whole list is answered.
+                 */
+                limit?: components["parameters"]["Limit"];
+                /**
+                 * @description The `next_page_token` of the previous page, with the same filters (other filters, or a
+                 *     token altered, are 400 naming `page_token`). Pages are keyset positions: walking every
+                 *     page while operations are written lists each operation that existed at the start once,
+                 *     in order. Without `limit`, the rest of the list.
+                 */
+                page_token?: components["parameters"]["PageToken"];
             };
             header?: never;
             path?: never;
@@ -881,6 +1224,7 @@ export interface operations {
             /** @description The operations. */
             200: {
                 headers: {
+                    Link: components["headers"]["Link"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -906,6 +1250,18 @@ export interface operations {
                 operation_status?: components["schemas"]["OperationStatus"];
                 /** @description If use this query, the latest operation of each connection is returned. */
                 latest?: "true";
+                /**
+                 * @description At most this many items (issue 9). The answer then carries `next_page_token` and a `Link`
+                 *     header when more follow. Without it the whole list is answered.
+                 */
+                limit?: components["parameters"]["Limit"];
+                /**
+                 * @description The `next_page_token` of the previous page, with the same filters (other filters, or a
+                 *     token altered, are 400 naming `page_token`). Pages are keyset positions: walking every
+                 *     page while operations are written lists each operation that existed at the start once,
+                 *     in order. Without `limit`, the rest of the list.
+                 */
+                page_token?: components["parameters"]["PageToken"];
             };
             header?: never;
             path?: never;
@@ -916,6 +1272,7 @@ export interface operations {
             /** @description The matching operations (possibly none). */
             200: {
                 headers: {
+                    Link: components["headers"]["Link"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -990,6 +1347,18 @@ export interface operations {
                 phase?: components["schemas"]["Phase"];
                 /** @description If set, only the latest matching operation of each resource is returned. */
                 latest?: "true";
+                /**
+                 * @description At most this many items (issue 9). The answer then carries `next_page_token` and a `Link`
+                 *     header when more follow. Without it the whole list is answered.
+                 */
+                limit?: components["parameters"]["Limit"];
+                /**
+                 * @description The `next_page_token` of the previous page, with the same filters (other filters, or a
+                 *     token altered, are 400 naming `page_token`). Pages are keyset positions: walking every
+                 *     page while operations are written lists each operation that existed at the start once,
+                 *     in order. Without `limit`, the rest of the list.
+                 */
+                page_token?: components["parameters"]["PageToken"];
             };
             header?: never;
             path?: never;
@@ -1000,6 +1369,7 @@ export interface operations {
             /** @description The matching operations (possibly none). */
             200: {
                 headers: {
+                    Link: components["headers"]["Link"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1014,8 +1384,19 @@ export interface operations {
     };
     GetICCOperationV2: {
         parameters: {
-            query?: never;
-            header?: never;
+            query?: {
+                /**
+                 * @description How long to wait for the operation to become terminal, a duration such as `30s`,
+                 *     `500ms` or `1m` (at most `60s`). Answered at once when terminal, otherwise within about
+                 *     half a second of becoming terminal (whichever service instance recorded it), or when the
+                 *     wait ends, then with the current record and `Retry-After`.
+                 */
+                wait?: components["parameters"]["Wait"];
+            };
+            header?: {
+                /** @description An `ETag` of a previous answer (or a list of them, or `*`); 304 when it still matches. */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
             path: {
                 /** @description Operation ID (case-sensitive). */
                 operation_id: components["parameters"]["OperationID"];
@@ -1027,14 +1408,44 @@ export interface operations {
             /** @description The operation. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
+                    "Retry-After": components["headers"]["RetryAfter"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["ICCOperationV2Show"];
                 };
             };
+            304: components["responses"]["NotModified"];
             400: components["responses"]["ICCBadRequest"];
             401: components["responses"]["ICCUnauthorized"];
+            404: components["responses"]["ICCNotFound"];
+            500: components["responses"]["ICCInternal"];
+            503: components["responses"]["ICCUnavailable"];
+        };
+    };
+    DeleteICCOperationV2: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Operation ID (case-sensitive). */
+                operation_id: components["parameters"]["OperationID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The operation was removed. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["ICCBadRequest"];
+            401: components["responses"]["ICCUnauthorized"];
+            403: components["responses"]["ICCForbidden"];
             404: components["responses"]["ICCNotFound"];
             500: components["responses"]["ICCInternal"];
             503: components["responses"]["ICCUnavailable"];
@@ -1142,6 +1553,143 @@ export interface operations {
                     "text/html": string;
                 };
             };
+        };
+    };
+    ListSubscriptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every subscription, oldest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SubscriptionList"];
+                };
+            };
+            403: components["responses"]["MSFForbidden"];
+            500: components["responses"]["MSFInternal"];
+            503: components["responses"]["MSFUnavailable"];
+        };
+    };
+    CreateSubscription: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SubscriptionCreate"];
+            };
+        };
+        responses: {
+            /** @description Created. The only answer that shows the secret. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SubscriptionCreated"];
+                };
+            };
+            400: components["responses"]["MSFBadRequest"];
+            403: components["responses"]["MSFForbidden"];
+            413: components["responses"]["MSFTooLarge"];
+            500: components["responses"]["MSFInternal"];
+            503: components["responses"]["MSFUnavailable"];
+        };
+    };
+    GetSubscription: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Subscription id, as answered by `POST /v1/subscriptions`. */
+                subscription_id: components["parameters"]["SubscriptionID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The subscription. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Subscription"];
+                };
+            };
+            400: components["responses"]["MSFBadRequest"];
+            403: components["responses"]["MSFForbidden"];
+            404: components["responses"]["MSFSubscriptionNotFound"];
+            500: components["responses"]["MSFInternal"];
+            503: components["responses"]["MSFUnavailable"];
+        };
+    };
+    DeleteSubscription: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Subscription id, as answered by `POST /v1/subscriptions`. */
+                subscription_id: components["parameters"]["SubscriptionID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["MSFBadRequest"];
+            403: components["responses"]["MSFForbidden"];
+            404: components["responses"]["MSFSubscriptionNotFound"];
+            500: components["responses"]["MSFInternal"];
+            503: components["responses"]["MSFUnavailable"];
+        };
+    };
+    ListSubscriptionDeliveries: {
+        parameters: {
+            query?: {
+                /** @description At most this many deliveries (1 to 1000, default 100). */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Subscription id, as answered by `POST /v1/subscriptions`. */
+                subscription_id: components["parameters"]["SubscriptionID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The deliveries. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryList"];
+                };
+            };
+            400: components["responses"]["MSFBadRequest"];
+            403: components["responses"]["MSFForbidden"];
+            404: components["responses"]["MSFSubscriptionNotFound"];
+            500: components["responses"]["MSFInternal"];
+            503: components["responses"]["MSFUnavailable"];
         };
     };
 }
