@@ -118,7 +118,9 @@ func (s *Store) Purge(ctx context.Context, period time.Duration, batch int) (Pur
 func (s *Store) purgeMSF(ctx context.Context, cutoff time.Time, batch int, longest *time.Duration) (int, bool, error) {
 	var ids []string
 	err := s.query(ctx, func(db *gorm.DB) error {
-		return db.Model(&operationRow{}).Where("terminal_at < ?", cutoff).
+		// An operation whose terminal event is still to be written
+		// (event_due) waits for it.
+		return db.Model(&operationRow{}).Where("terminal_at < ? AND event_due IS NULL", cutoff).
 			Order("terminal_at").Limit(batch).Pluck("id", &ids).Error
 	})
 	if err != nil || len(ids) == 0 {
@@ -127,7 +129,7 @@ func (s *Store) purgeMSF(ctx context.Context, cutoff time.Time, batch int, longe
 	var n int64
 	start := time.Now()
 	err = s.withRetry(ctx, func(ctx context.Context) error {
-		res := s.db.WithContext(ctx).Where("id IN ? AND terminal_at < ?", ids, cutoff).Delete(&operationRow{})
+		res := s.db.WithContext(ctx).Where("id IN ? AND terminal_at < ? AND event_due IS NULL", ids, cutoff).Delete(&operationRow{})
 		n = res.RowsAffected
 		return res.Error
 	})

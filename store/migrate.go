@@ -342,6 +342,22 @@ var migrations = []migration{
 			`CREATE INDEX IF NOT EXISTS webhook_deliveries_subscription ON webhook_deliveries (subscription_id, seq)`,
 		},
 	},
+	{
+		version: 7,
+		name:    "event_due: MSF operations whose operation.terminal event is still to be written to the outbox",
+		// Set (to 1) by the very statement that records a terminal
+		// notification while operation.terminal has subscribers, so that
+		// the write stays one statement; the dispatcher turns marked rows
+		// into deliveries and clears the mark (ConvertTerminalEvents).
+		// NULL otherwise: the index finds the few marked rows.
+		mysql: []string{
+			`ALTER TABLE msf_operations ADD COLUMN event_due TINYINT NULL, ADD KEY msf_operations_event_due (event_due)`,
+		},
+		sqlite: []string{
+			`ALTER TABLE msf_operations ADD COLUMN event_due INTEGER NULL`,
+			`CREATE INDEX msf_operations_event_due ON msf_operations (event_due)`,
+		},
+	},
 }
 
 // latestOfEachConnection selects, for icc_latest, the operation of each

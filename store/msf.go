@@ -2,9 +2,9 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -139,10 +139,17 @@ var putOperationSQL = map[dialect]string{
 	dialectSQLite: upsertSQLite(),
 }
 
-func insertOperation() string {
-	return "INSERT INTO msf_operations (" + strings.Join(operationColumns, ", ") +
-		") VALUES (?" + strings.Repeat(", ?", len(operationColumns)-1) + ")"
+func insertOperation(columns []string) string {
+	return "INSERT INTO msf_operations (" + strings.Join(columns, ", ") +
+		") VALUES (?" + strings.Repeat(", ?", len(columns)-1) + ")"
 }
+
+// putTerminalSQL is putOperationSQL for MySQL, for a terminal notification
+// while operation.terminal has subscribers: it takes one value more, 1, as
+// event_due, and marks the row event_due when the operation is new or was
+// not terminal yet, so that ConvertTerminalEvents writes its event. The
+// write stays one statement, whatever the subscribers.
+var putTerminalSQL = upsertMySQLWith("", true)
 
 // upsertMySQL: MySQL has no WHERE on ON DUPLICATE KEY UPDATE, so each column
 // keeps its value unless the transition is allowed. Assignments run left to
@@ -151,12 +158,13 @@ func insertOperation() string {
 // last_update_time, which the condition reads, come last (the condition is
 // unchanged by their own update: once allowed, still allowed). updated_at
 // moves only when something else does, so that a repeat changes no row.
-func upsertMySQL() string { return upsertMySQLNoting("") }
+func upsertMySQL() string { return upsertMySQLWith("", false) }
 
-// upsertMySQLNoting is upsertMySQL with note ANDed into its first
+// upsertMySQLWith is upsertMySQL with note ANDed into its first
 // assignment's condition, which runs before any column changes: an
 // expression that is always true and records something of the stored row.
-func upsertMySQLNoting(note string) string {
+// With markDue it is putTerminalSQL.
+func upsertMySQLWith(note string, markDue bool) string {
 	values := func(c string) string { return "VALUES(" + c + ")" }
 	ok := transitionAllowed(values)
 	var same []string
@@ -168,6 +176,12 @@ func upsertMySQLNoting(note string) string {
 		changed = note + " AND " + changed
 	}
 	set := []string{"updated_at = IF(" + changed + ", VALUES(updated_at), updated_at)"}
+	columns := operationColumns
+	if markDue {
+		// Before terminal_at is set: NULL means not terminal until now.
+		set = append(set, "event_due = IF("+ok+" AND terminal_at IS NULL, 1, event_due)")
+		columns = append(slices.Clone(columns), "event_due")
+	}
 	for _, c := range operationColumns {
 		switch c {
 		case "id", "created_at", "updated_at", "status", "last_update_time":
@@ -182,7 +196,7 @@ func upsertMySQLNoting(note string) string {
 	for _, c := range []string{"status", "last_update_time"} {
 		set = append(set, c+" = IF("+ok+", VALUES("+c+"), "+c+")")
 	}
-	return insertOperation() + " ON DUPLICATE KEY UPDATE " + strings.Join(set, ", ")
+	return insertOperation(columns) + " ON DUPLICATE KEY UPDATE " + strings.Join(set, ", ")
 }
 
 // contentColumns are the columns a notification sets: all but id and the
@@ -216,7 +230,7 @@ func upsertSQLite() string {
 	for _, c := range contentColumns() {
 		same = append(same, c+" IS excluded."+c)
 	}
-	return insertOperation() + " ON CONFLICT (id) DO UPDATE SET " + strings.Join(set, ", ") +
+	return insertOperation(operationColumns) + " ON CONFLICT (id) DO UPDATE SET " + strings.Join(set, ", ") +
 		" WHERE " + transitionAllowed(func(c string) string { return "excluded." + c }) +
 		" AND NOT (" + strings.Join(same, " AND ") + ")"
 }
@@ -255,13 +269,20 @@ func (s *Store) PutOperation(ctx context.Context, op Operation) (repeat bool, er
 	}
 	values := operationValues(&row)
 	// With no subscription for its events (the cache, see
-	// subscriptionSet), a notification is the one statement below;
-	// otherwise one transaction writes it and its deliveries.
-	// Only a terminal notification can cause operation.terminal: the
-	// progress notifications before it stay one statement when nobody
-	// subscribed to operation.updated.
+	// subscriptionSet), a notification is the one statement below. Only a
+	// terminal notification can cause operation.terminal: on MySQL, while
+	// nobody subscribed to operation.updated, it is still one statement,
+	// which marks the row for the dispatcher to write the event
+	// (putTerminalSQL, ConvertTerminalEvents). Otherwise one transaction
+	// writes the notification and its deliveries.
 	set := s.subscriptionsNow()
-	if set.wants(EventOperationUpdated) || (statusRank[op.Status] == terminalRank && set.wants(EventOperationTerminal)) {
+	terminal := statusRank[op.Status] == terminalRank
+	query := putOperationSQL[s.dialect]
+	switch {
+	case terminal && !set.wants(EventOperationUpdated) && set.wants(EventOperationTerminal) && s.dialect == dialectMySQL:
+		query = putTerminalSQL
+		values = append(values, 1) // event_due
+	case set.wants(EventOperationUpdated) || (terminal && set.wants(EventOperationTerminal)):
 		wrote := false
 		err = s.withRetry(ctx, func(ctx context.Context) (err error) {
 			if s.dialect == dialectMySQL {
@@ -279,6 +300,7 @@ func (s *Store) PutOperation(ctx context.Context, op Operation) (repeat bool, er
 		}
 		return repeat, nil
 	}
+	changed := false
 	err = s.withRetry(ctx, func(ctx context.Context) error {
 		repeat = false
 		if err := ctx.Err(); err != nil {
@@ -290,17 +312,18 @@ func (s *Store) PutOperation(ctx context.Context, op Operation) (repeat bool, er
 		// connection lost meanwhile is ErrOutcomeUnknown (writeOutcome).
 		// Straight to database/sql: building a raw statement through GORM
 		// cost a third as much CPU as running it (a profile of A1).
-		stmt, err := s.putStatement(ctx)
+		stmt, err := s.prepare(ctx, query)
 		if err != nil {
 			return err
 		}
-		end := s.startSpan(ctx, "INSERT msf_operations", putOperationSQL[s.dialect])
+		end := s.startSpan(ctx, "INSERT msf_operations", query)
 		res, err := stmt.ExecContext(context.WithoutCancel(ctx), values...)
 		end(err)
 		if err != nil {
 			return s.writeOutcome(err)
 		}
 		if n, err := res.RowsAffected(); err != nil || n > 0 {
+			changed = err == nil
 			return err
 		}
 		if err := s.unchanged(ctx, op); err != nil {
@@ -311,6 +334,9 @@ func (s *Store) PutOperation(ctx context.Context, op Operation) (repeat bool, er
 	})
 	if err != nil {
 		return false, fmt.Errorf("put operation %q: %w", op.ID, s.translate(err))
+	}
+	if changed && query == putTerminalSQL {
+		s.deliveriesWritten() // perhaps an event due: the dispatcher looks
 	}
 	return repeat, nil
 }
@@ -327,28 +353,6 @@ func (s *Store) unchanged(ctx context.Context, op Operation) error {
 		return err
 	}
 	return checkTransition(Operation{Status: old.Status, LastUpdateTime: old.LastUpdateTime}, op)
-}
-
-// putStatement is putOperationSQL, prepared on first use. Executing a
-// prepared statement is one round trip, as an interpolated one is, but the
-// server parses the statement once per connection rather than once per
-// notification, and the driver sends the bodies as they are rather than
-// escaping them into the text (make bench, A1: see README, Performance).
-func (s *Store) putStatement(ctx context.Context) (*sql.Stmt, error) {
-	if stmt := s.put.Load(); stmt != nil {
-		return stmt, nil
-	}
-	s.putMu.Lock()
-	defer s.putMu.Unlock()
-	if stmt := s.put.Load(); stmt != nil {
-		return stmt, nil
-	}
-	stmt, err := s.sqlDB.PrepareContext(ctx, putOperationSQL[s.dialect])
-	if err != nil {
-		return nil, err
-	}
-	s.put.Store(stmt)
-	return stmt, nil
 }
 
 // writeOutcome is the error of a statement that commits on its own: when its

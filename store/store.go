@@ -95,17 +95,14 @@ type Store struct {
 	encodeEvent  func(Event) ([]byte, error)
 	onDeliveries func()
 
-	// put is putOperationSQL prepared, once it has been used (putStatement).
-	put   atomic.Pointer[sql.Stmt]
-	putMu sync.Mutex
 	// galera is set when the MySQL server is a Galera cluster node
 	// (wsrep_on), found once at Open: Ping then also asks whether the node
 	// is in the primary component and synced, and the ICC writes make every
 	// connection marker they check part of their write set (refreshLatest).
 	// A single server pays nothing for either.
 	galera bool
-	// prepared holds the other statements prepared on first use
-	// (prepare), by text.
+	// prepared holds the statements prepared on first use (prepare), by
+	// text: putOperationSQL, and those of the writes with webhook events.
 	prepared sync.Map
 
 	// ddl, when set, is a pool of its own for the schema migration, without
@@ -199,7 +196,7 @@ func open(ctx context.Context, dsn string, opts Options, steps []migration) (*St
 }
 
 // webhookVersion is the schema version that has the webhook tables.
-const webhookVersion = 8
+const webhookVersion = 6
 
 func closeGORM(db *gorm.DB) {
 	if sqlDB, err := db.DB(); err == nil {

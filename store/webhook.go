@@ -126,16 +126,24 @@ func (set *subscriptionSet) wants(types ...string) bool {
 
 func newSubscriptionSet(subs []Subscription) *subscriptionSet {
 	set := &subscriptionSet{byEvent: map[string][]Subscription{}}
+	seen := map[string]bool{}
 	for _, sub := range subs {
-		if sub.DisabledReason != "" {
+		// A subscription created here while a refresh read it already
+		// comes twice: it is one subscriber all the same.
+		if sub.DisabledReason != "" || seen[sub.ID] {
 			continue
 		}
+		seen[sub.ID] = true
 		for _, e := range sub.Events {
 			set.byEvent[e] = append(set.byEvent[e], sub)
 		}
 	}
 	return set
 }
+
+// Subscribed reports whether an active subscription to one of events is
+// cached (see RefreshSubscriptions), without reading the database.
+func (s *Store) Subscribed(events ...string) bool { return s.subscriptionsNow().wants(events...) }
 
 // subscriptionsNow is the cached set; never nil.
 func (s *Store) subscriptionsNow() *subscriptionSet {
@@ -233,16 +241,28 @@ func (s *Store) CreateSubscription(ctx context.Context, sub Subscription) (Subsc
 // ListSubscriptions returns every subscription, active or not, oldest
 // first. It returns ErrUnavailable when the database cannot be reached.
 func (s *Store) ListSubscriptions(ctx context.Context) ([]Subscription, error) {
-	var rows []subscriptionRow
-	err := s.query(ctx, func(db *gorm.DB) error { return db.Order("created_at, id").Find(&rows).Error })
+	var subs []Subscription
+	err := s.query(ctx, func(db *gorm.DB) (err error) {
+		subs, err = listSubscriptions(db)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list subscriptions: %w", s.translate(err))
+	}
+	return subs, nil
+}
+
+// listSubscriptions reads every subscription through db, oldest first.
+func listSubscriptions(db *gorm.DB) ([]Subscription, error) {
+	var rows []subscriptionRow
+	if err := db.Order("created_at, id").Find(&rows).Error; err != nil {
+		return nil, err
 	}
 	subs := make([]Subscription, 0, len(rows))
 	for _, r := range rows {
 		sub, err := rowToSubscription(r)
 		if err != nil {
-			return nil, fmt.Errorf("list subscriptions: %w", err)
+			return nil, err
 		}
 		subs = append(subs, sub)
 	}
@@ -414,15 +434,92 @@ func (s *Store) outboxFor(set *subscriptionSet, subject, id, status, tenant stri
 				payload = string(b)
 			}
 			ms := ev.Time.UnixMilli()
-			ob.args = append(ob.args, newID("msg_"), sub.ID, ev.Type, subject, payload, DeliveryPending, 0, ms, ms)
+			ob.args = append(ob.args, newID("msg_"), sub.ID, ev.Type, subject, payload, DeliveryPending, 0, ms, ms) // deliveryValues
 			n++
 		}
 	}
 	if n > 0 {
-		ob.query = "INSERT INTO webhook_deliveries (msg_id, subscription_id, event_type, subject, payload, state, attempts, created_ms, next_attempt_ms) VALUES " +
-			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?), ", n), ", ")
+		ob.query = insertDeliveriesSQL(n)
 	}
 	return ob, nil
+}
+
+// insertDeliveriesSQL inserts n deliveries, deliveryValues values each.
+func insertDeliveriesSQL(n int) string {
+	return "INSERT INTO webhook_deliveries (msg_id, subscription_id, event_type, subject, payload, state, attempts, created_ms, next_attempt_ms) VALUES " +
+		strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?), ", n), ", ")
+}
+
+// deliveryValues is how many values insertDeliveriesSQL takes per delivery.
+const deliveryValues = 9
+
+// ConvertTerminalEvents writes the operation.terminal deliveries of up to
+// limit MSF operations marked event_due by their terminal notification
+// (putTerminalSQL), for the subscriptions whose filter passes, and
+// clears the marks, in one transaction: each marked operation's event is
+// written once, also while several instances convert (they skip each
+// other's rows: FOR UPDATE SKIP LOCKED), and a mark is never cleared without
+// its deliveries. The event's data is the operation as stored; its time is
+// when the service recorded the terminal status (terminal_at). It returns how
+// many operations it converted. Only MySQL marks rows: on SQLite it does
+// nothing. It returns ErrUnavailable when the database cannot be reached.
+func (s *Store) ConvertTerminalEvents(ctx context.Context, limit int) (int, error) {
+	if s.dialect != dialectMySQL {
+		return 0, nil
+	}
+	converted, wrote := 0, false
+	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		converted, wrote = 0, false
+		var rows []operationRow
+		err := tx.Clauses(clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"}).
+			Where("event_due = 1").Limit(limit).Find(&rows).Error
+		if err != nil || len(rows) == 0 {
+			return err
+		}
+		// The subscriptions as the database has them, not this
+		// instance's cache: one that started a moment ago, or has not
+		// refreshed since another created a subscription, would drop
+		// the events of the operations others marked.
+		subs, err := listSubscriptions(tx)
+		if err != nil {
+			return err
+		}
+		set := newSubscriptionSet(subs)
+		var args []any
+		ids := make([]string, len(rows))
+		for i, r := range rows {
+			ids[i] = r.ID
+			op, err := rowToOperation(r)
+			if err != nil {
+				return err
+			}
+			at := r.UpdatedAt
+			if r.TerminalAt != nil {
+				at = *r.TerminalAt
+			}
+			ob, err := s.outboxFor(set, subjectMSF+op.ID, op.ID, op.Status, "",
+				[]Event{{Type: EventOperationTerminal, Time: at, Operation: &op}})
+			if err != nil {
+				return err
+			}
+			args = append(args, ob.args...)
+		}
+		if len(args) > 0 {
+			if err := tx.Exec(insertDeliveriesSQL(len(args)/deliveryValues), args...).Error; err != nil {
+				return err
+			}
+			wrote = true
+		}
+		converted = len(rows)
+		return tx.Exec("UPDATE msf_operations SET event_due = NULL WHERE id IN ?", ids).Error
+	})
+	if err != nil {
+		return 0, fmt.Errorf("convert terminal events: %w", s.translate(err))
+	}
+	if wrote {
+		s.deliveriesWritten()
+	}
+	return converted, nil
 }
 
 // defaultEventEncoding is the payload when Options.EncodeEvent is nil: the
@@ -686,10 +783,14 @@ func (s *Store) PendingDeliveries(ctx context.Context) (int64, error) {
 // rank plus one in LAST_INSERT_ID: the OK packet's insert id then says what
 // the row held before the write (0 for a new id, whose insert evaluates no
 // assignment).
-var batchUpsertMySQL = upsertMySQLNoting("LAST_INSERT_ID((CASE status WHEN 'unexecuted' THEN 1 WHEN 'executing' THEN 2 ELSE 3 END)) > 0")
+var batchUpsertMySQL = upsertMySQLWith("LAST_INSERT_ID((CASE status WHEN 'unexecuted' THEN 1 WHEN 'executing' THEN 2 ELSE 3 END)) > 0", false)
 
 // prepare returns query prepared on the store's pool, preparing it on first
 // use; database/sql prepares it again on each connection that runs it.
+// Executing a prepared statement is one round trip, as an interpolated one
+// is, but the server parses the statement once per connection rather than
+// once per call, and the driver sends the bodies as they are rather than
+// escaping them into the text (make bench, A1: see README, Performance).
 func (s *Store) prepare(ctx context.Context, query string) (*sql.Stmt, error) {
 	if stmt, ok := s.prepared.Load(query); ok {
 		return stmt.(*sql.Stmt), nil
@@ -706,7 +807,7 @@ func (s *Store) prepare(ctx context.Context, query string) (*sql.Stmt, error) {
 }
 
 // insertDeliverySQL inserts one delivery.
-const insertDeliverySQL = "INSERT INTO webhook_deliveries (msg_id, subscription_id, event_type, subject, payload, state, attempts, created_ms, next_attempt_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+var insertDeliverySQL = insertDeliveriesSQL(1)
 
 // putOperationPrepared is putOperationWithEvents for MySQL with prepared
 // statements, as PutOperation's own: in one transaction, the upsert notes
@@ -760,8 +861,8 @@ func (s *Store) putOperationPrepared(ctx context.Context, op Operation, values [
 	}
 	if len(ob.args) > 0 {
 		ins := tx.StmtContext(ctx, insert)
-		for i := 0; i < len(ob.args); i += 9 {
-			if _, err := ins.ExecContext(ctx, ob.args[i:i+9]...); err != nil {
+		for i := 0; i < len(ob.args); i += deliveryValues {
+			if _, err := ins.ExecContext(ctx, ob.args[i:i+deliveryValues]...); err != nil {
 				return false, false, err
 			}
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -202,6 +204,7 @@ func TestStore_ClaimDeliveriesConcurrently(t *testing.T) {
 		for i := range n {
 			mustPutOperation(t, s, msfOp(fmt.Sprintf("op-%d", i), "completed", 1))
 		}
+		drainTerminalEvents(t, s) // the dispatcher's part, on MySQL
 		var mu sync.Mutex
 		taken := map[int64]int{}
 		var wg sync.WaitGroup
@@ -237,4 +240,148 @@ func TestStore_ClaimDeliveriesConcurrently(t *testing.T) {
 			}
 		}
 	})
+}
+
+// drainTerminalEvents converts marked operations until none is left.
+func drainTerminalEvents(t *testing.T, s *Store) int {
+	t.Helper()
+	total := 0
+	for {
+		n, err := s.ConvertTerminalEvents(context.Background(), 50)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return total
+		}
+		total += n
+	}
+}
+
+// With only operation.terminal subscribed, each operation gets its one
+// terminal event once the dispatcher converted the marks (MySQL) or at once
+// (SQLite), whatever the notifications before and after it.
+func TestStore_terminalEvents(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s := mustOpen(t, b, Options{})
+		ctx := context.Background()
+		sub := mustSubscribe(t, s, SubscriptionFilter{}, EventOperationTerminal)
+		narrow := mustSubscribe(t, s, SubscriptionFilter{Statuses: []string{"failed"}}, EventOperationTerminal)
+
+		mustPutOperation(t, s, msfOp("a", "executing", 1))
+		mustPutOperation(t, s, msfOp("a", "completed", 2))
+		mustPutOperation(t, s, msfOp("b", "failed", 1)) // terminal when first seen
+		mustPutOperation(t, s, msfOp("c", "completed", 1))
+		if repeat, err := s.PutOperation(ctx, msfOp("c", "completed", 1)); err != nil || !repeat {
+			t.Fatalf("the stored notification again: repeat %v, %v", repeat, err)
+		}
+		mustPutOperation(t, s, msfOp("d", "executing", 1)) // not terminal: no event
+		if _, err := s.PutOperation(ctx, msfOp("a", "executing", 3)); !errors.Is(err, ErrConflict) {
+			t.Fatalf("backwards: %v, want ErrConflict", err)
+		}
+		drainTerminalEvents(t, s)
+		// New content, same terminal status: no second event, converted
+		// or not.
+		mustPutOperation(t, s, msfOp("c", "completed", 2))
+		drainTerminalEvents(t, s)
+
+		want := map[string]int{"operation.terminal msf/a": 1, "operation.terminal msf/b": 1, "operation.terminal msf/c": 1}
+		if got := outboxRows(t, s, sub.ID); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("terminal subscriber: %v, want %v", got, want)
+		}
+		want = map[string]int{"operation.terminal msf/b": 1}
+		if got := outboxRows(t, s, narrow.ID); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("failed-only subscriber: %v, want %v", got, want)
+		}
+		// The event carries the operation as stored, and when it ended.
+		ds, err := s.ClaimDeliveries(ctx, time.Now().Add(time.Second), time.Minute, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range ds {
+			if d.OperationID == "b" && !strings.Contains(string(d.Payload), `"failed"`) {
+				t.Errorf("b's event: %s", d.Payload)
+			}
+		}
+		var marked int64
+		if b.name == "mysql" {
+			if err := s.db.Model(&operationRow{}).Where("event_due IS NOT NULL").Count(&marked).Error; err != nil || marked != 0 {
+				t.Errorf("%d operations still marked (%v)", marked, err)
+			}
+		}
+	})
+}
+
+// On MySQL, a terminal notification is one statement with an
+// operation.terminal subscriber as without one.
+func TestStore_terminalNotificationIsOneStatement(t *testing.T) {
+	t.Parallel()
+	s, _, p := mustProxiedStore(t)
+	mustSubscribe(t, s, SubscriptionFilter{}, EventOperationTerminal)
+	mustPutOperation(t, s, msfOp("warm", "completed", 1)) // prepares the statement
+	for i, op := range []Operation{msfOp("new", "completed", 1), msfOp("run", "executing", 1), msfOp("run", "failed", 2)} {
+		before := p.Statements()
+		mustPutOperation(t, s, op)
+		if n := p.Statements() - before; n != 1 {
+			t.Errorf("notification %d (%s %s): %d statements, want 1", i, op.ID, op.Status, n)
+		}
+	}
+	if n := drainTerminalEvents(t, s); n != 3 {
+		t.Errorf("converted %d operations, want 3 (warm, new, run)", n)
+	}
+}
+
+// Instances converting at once write each operation's event once.
+func TestStore_convertConcurrently(t *testing.T) {
+	t.Parallel()
+	b := mysqlBackend()
+	if b.missing != "" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI runs this on MySQL, but %s", b.missing)
+		}
+		t.Skipf("skipping: needs MySQL: %s", b.missing)
+	}
+	dsn := b.newDSN(t)
+	s1 := mustOpenDSN(t, dsn, Options{})
+	ctx := context.Background()
+	sub := mustSubscribe(t, s1, SubscriptionFilter{}, EventOperationTerminal)
+	// Opened after the subscription exists, s2 knows it from the start:
+	// its writes mark their operations too.
+	s2 := mustOpenDSN(t, dsn, Options{})
+	const ops = 300
+	for i := range ops {
+		mustPutOperation(t, []*Store{s1, s2}[i%2], msfOp(fmt.Sprintf("op-%03d", i), "completed", 1))
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	converted := 0
+	for _, s := range []*Store{s1, s2, s1, s2} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				n, err := s.ConvertTerminalEvents(ctx, 20)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if n == 0 {
+					return
+				}
+				mu.Lock()
+				converted += n
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	got := outboxRows(t, s1, sub.ID)
+	if converted != ops || len(got) != ops {
+		t.Fatalf("converted %d, %d operations with events, want %d", converted, len(got), ops)
+	}
+	for k, n := range got {
+		if n != 1 {
+			t.Errorf("%s: %d events", k, n)
+		}
+	}
 }

@@ -22,6 +22,8 @@ import (
 // Store is what the dispatcher needs from persistence; *store.Store
 // implements it.
 type Store interface {
+	Subscribed(events ...string) bool
+	ConvertTerminalEvents(ctx context.Context, limit int) (int, error)
 	ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.Delivery, error)
 	FinishDelivery(ctx context.Context, d store.Delivery, a store.Attempt) (bool, error)
 	GetSubscription(ctx context.Context, id string) (store.Subscription, error)
@@ -170,17 +172,44 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	poll := time.NewTicker(d.cfg.PollInterval)
 	defer poll.Stop()
 	var lastRefresh time.Time
-	failing := false
+	failing := false    // claims fail: said once
+	converting := false // conversions fail: said once
 	for {
+		housekept := false
 		if time.Since(lastRefresh) >= d.cfg.RefreshInterval {
 			lastRefresh = time.Now()
 			d.housekeep(ctx)
+			housekept = true
+		}
+		// Without a subscription (as this instance knows them) there is
+		// nothing to convert or deliver but what another instance, or a
+		// subscription deleted since, left: looked for at housekeeping
+		// only, so that an idle instance asks the database nothing.
+		active := housekept || d.st.Subscribed(store.EventOperationTerminal, store.EventOperationUpdated, store.EventICCOperationUpdated)
+		// Terminal notifications recorded in one statement left their
+		// event to write (store.ConvertTerminalEvents): a batch a round,
+		// and another round at once while batches come full.
+		var n int
+		var err error
+		if housekept || d.st.Subscribed(store.EventOperationTerminal) {
+			n, err = d.st.ConvertTerminalEvents(ctx, convertBatch)
+		}
+		switch {
+		case err != nil && ctx.Err() == nil && !converting:
+			d.log.Warn("webhook: cannot write terminal events to the outbox", "error", err)
+			converting = true
+		case err == nil && converting:
+			d.log.Info("webhook: terminal events are written to the outbox again")
+			converting = false
+		}
+		if err == nil && n == convertBatch {
+			d.Wake()
 		}
 		free := d.cfg.Concurrency - len(slots)
 		var claimed []store.Delivery
 		// Claims are transactions: taken in batches of at least half the
 		// slots while deliveries are in flight, not one per freed slot.
-		if free > 0 && (free == d.cfg.Concurrency || free >= d.cfg.Concurrency/2) {
+		if active && free > 0 && (free == d.cfg.Concurrency || free >= d.cfg.Concurrency/2) {
 			var err error
 			claimed, err = d.st.ClaimDeliveries(ctx, time.Now(), d.lease, free)
 			switch {
@@ -210,6 +239,10 @@ func (d *Dispatcher) Run(ctx context.Context) {
 		}
 	}
 }
+
+// convertBatch is how many marked operations a round converts to events at
+// most.
+const convertBatch = 200
 
 // purgeInterval is how often finished deliveries past the retention are
 // deleted.

@@ -287,7 +287,11 @@ func TestWebhooks_terminal(t *testing.T) {
 			var last any
 			t.Cleanup(func() {
 				if t.Failed() {
-					t.Logf("deliveries: %+v; received %d\nlogs:\n%s", last, len(rcv.got()), s.logs)
+					var got []string
+					for _, h := range rcv.got() {
+						got = append(got, h.id+" "+h.event.Type+" "+h.event.Data.OperationID+" "+h.event.Data.Status)
+					}
+					t.Logf("deliveries: %+v; received %d: %v\nlogs:\n%s", last, len(got), got, s.logs)
 				}
 			})
 			waitUntil(t, "the deliveries recorded", func() bool {
@@ -522,6 +526,17 @@ func TestWebhooks_twoInstances(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	t.Cleanup(func() {
+		if t.Failed() {
+			var marked, pending, rows, subjects, ops int
+			_ = queryMySQL(t, db, "SELECT COUNT(*), COUNT(DISTINCT subject) FROM webhook_deliveries", &rows, &subjects)
+			_ = queryMySQL(t, db, "SELECT COUNT(*) FROM msf_operations", &ops)
+			t.Logf("%d delivery rows, %d operations with one; %d operations", rows, subjects, ops)
+			_ = queryMySQL(t, db, "SELECT COUNT(*) FROM msf_operations WHERE event_due IS NOT NULL", &marked)
+			_ = queryMySQL(t, db, "SELECT COUNT(*) FROM webhook_deliveries WHERE state <> 'delivered'", &pending)
+			t.Logf("%d operations marked, %d deliveries not delivered; received %d\nlogs of a:\n%s\nlogs of b:\n%s", marked, pending, len(count), a.logs, b.logs)
+		}
+	})
 	waitUntil(t, "every event", func() bool {
 		mu.Lock()
 		defer mu.Unlock()

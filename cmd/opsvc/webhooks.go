@@ -19,6 +19,19 @@ var (
 
 // The webhook methods of lateStore: ErrUnavailable until the database is open.
 
+func (l *lateStore) Subscribed(events ...string) bool {
+	st, err := l.get()
+	return err == nil && st.Subscribed(events...)
+}
+
+func (l *lateStore) ConvertTerminalEvents(ctx context.Context, limit int) (int, error) {
+	st, err := l.get()
+	if err != nil {
+		return 0, err
+	}
+	return st.ConvertTerminalEvents(ctx, limit)
+}
+
 func (l *lateStore) CreateSubscription(ctx context.Context, sub store.Subscription) (store.Subscription, error) {
 	st, err := l.get()
 	if err != nil {
