@@ -387,7 +387,13 @@ func wsrepOn(ctx context.Context, sqlDB *sql.DB) (bool, error) {
 // Close closes the database. Calls made after Close return ErrUnavailable.
 func (s *Store) Close() error {
 	s.closed.Store(true)
-	return s.sqlDB.Close()
+	err := s.sqlDB.Close()
+	if errors.Is(err, driver.ErrBadConn) {
+		// A connection the database (or the network) had already closed
+		// could not close its prepared statements: it is gone all the same.
+		return nil
+	}
+	return err
 }
 
 // Ping checks that the database answers. It returns ErrUnavailable when it
