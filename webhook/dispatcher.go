@@ -172,8 +172,8 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	poll := time.NewTicker(d.cfg.PollInterval)
 	defer poll.Stop()
 	var lastRefresh time.Time
-	failing := false    // claims fail: said once
-	converting := false // conversions fail: said once
+	claimsFail := false   // said once, until they work again
+	convertsFail := false // the same for the conversions
 	for {
 		housekept := false
 		if time.Since(lastRefresh) >= d.cfg.RefreshInterval {
@@ -195,12 +195,12 @@ func (d *Dispatcher) Run(ctx context.Context) {
 			n, err = d.st.ConvertTerminalEvents(ctx, convertBatch)
 		}
 		switch {
-		case err != nil && ctx.Err() == nil && !converting:
+		case err != nil && ctx.Err() == nil && !convertsFail:
 			d.log.Warn("webhook: cannot write terminal events to the outbox", "error", err)
-			converting = true
-		case err == nil && converting:
+			convertsFail = true
+		case err == nil && convertsFail:
 			d.log.Info("webhook: terminal events are written to the outbox again")
-			converting = false
+			convertsFail = false
 		}
 		if err == nil && n == convertBatch {
 			d.Wake()
@@ -213,12 +213,12 @@ func (d *Dispatcher) Run(ctx context.Context) {
 			var err error
 			claimed, err = d.st.ClaimDeliveries(ctx, time.Now(), d.lease, free)
 			switch {
-			case err != nil && ctx.Err() == nil && !failing:
+			case err != nil && ctx.Err() == nil && !claimsFail:
 				d.log.Warn("webhook: cannot read the outbox", "error", err)
-				failing = true
-			case err == nil && failing:
+				claimsFail = true
+			case err == nil && claimsFail:
 				d.log.Info("webhook: the outbox can be read again")
-				failing = false
+				claimsFail = false
 			}
 		}
 		for _, dl := range claimed {
