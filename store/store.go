@@ -101,9 +101,13 @@ type Store struct {
 	// connection marker they check part of their write set (refreshLatest).
 	// A single server pays nothing for either.
 	galera bool
-	// prepared holds the statements prepared on first use (prepare), by
-	// text: putOperationSQL, and those of the writes with webhook events.
-	prepared sync.Map
+	// stmts are the statements of the MSF write, prepared on first use.
+	stmts struct {
+		put            preparedStmt // putOperationSQL
+		putTerminal    preparedStmt // putTerminalSQL (MySQL)
+		putNoting      preparedStmt // batchUpsertMySQL (MySQL)
+		insertDelivery preparedStmt // insertDeliverySQL
+	}
 
 	// ddl, when set, is a pool of its own for the schema migration, without
 	// the per-call timeout (see openMySQL); Open closes it when done.
@@ -137,6 +141,9 @@ func open(ctx context.Context, dsn string, opts Options, steps []migration) (*St
 	if s.encodeEvent == nil {
 		s.encodeEvent = defaultEventEncoding
 	}
+	s.stmts.putTerminal.query = putTerminalSQL
+	s.stmts.putNoting.query = batchUpsertMySQL
+	s.stmts.insertDelivery.query = insertDeliverySQL
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -169,6 +176,7 @@ func open(ctx context.Context, dsn string, opts Options, steps []migration) (*St
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	s.dialect = u.dialect
+	s.stmts.put.query = putOperationSQL[s.dialect]
 	if u.dialect == dialectSQLite {
 		err = s.openSQLite(ctx, u.sqlitePath, cfg)
 	} else {
@@ -762,3 +770,33 @@ type connectError struct{ err error }
 
 func (e *connectError) Error() string { return "connect: " + e.err.Error() }
 func (e *connectError) Unwrap() error { return e.err }
+
+// preparedStmt is a statement prepared on the store's pool on first use;
+// database/sql prepares it again on each connection that runs it. Executing
+// a prepared statement is one round trip, as an interpolated one is, but the
+// server parses the statement once per connection rather than once per call,
+// and the driver sends the bodies as they are rather than escaping them into
+// the text (make bench, A1: see README, Performance). Once prepared, get is
+// one atomic load: no lookup by the statement's text on the write path.
+type preparedStmt struct {
+	query string
+	mu    sync.Mutex // held while preparing
+	stmt  atomic.Pointer[sql.Stmt]
+}
+
+func (p *preparedStmt) get(ctx context.Context, db *sql.DB) (*sql.Stmt, error) {
+	if stmt := p.stmt.Load(); stmt != nil {
+		return stmt, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if stmt := p.stmt.Load(); stmt != nil {
+		return stmt, nil
+	}
+	stmt, err := db.PrepareContext(ctx, p.query)
+	if err != nil {
+		return nil, err
+	}
+	p.stmt.Store(stmt)
+	return stmt, nil
+}

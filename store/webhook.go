@@ -785,27 +785,6 @@ func (s *Store) PendingDeliveries(ctx context.Context) (int64, error) {
 // assignment).
 var batchUpsertMySQL = upsertMySQLWith("LAST_INSERT_ID((CASE status WHEN 'unexecuted' THEN 1 WHEN 'executing' THEN 2 ELSE 3 END)) > 0", false)
 
-// prepare returns query prepared on the store's pool, preparing it on first
-// use; database/sql prepares it again on each connection that runs it.
-// Executing a prepared statement is one round trip, as an interpolated one
-// is, but the server parses the statement once per connection rather than
-// once per call, and the driver sends the bodies as they are rather than
-// escaping them into the text (make bench, A1: see README, Performance).
-func (s *Store) prepare(ctx context.Context, query string) (*sql.Stmt, error) {
-	if stmt, ok := s.prepared.Load(query); ok {
-		return stmt.(*sql.Stmt), nil
-	}
-	stmt, err := s.sqlDB.PrepareContext(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	if prev, loaded := s.prepared.LoadOrStore(query, stmt); loaded {
-		stmt.Close()
-		return prev.(*sql.Stmt), nil
-	}
-	return stmt, nil
-}
-
 // insertDeliverySQL inserts one delivery.
 var insertDeliverySQL = insertDeliveriesSQL(1)
 
@@ -816,11 +795,11 @@ var insertDeliverySQL = insertDeliveriesSQL(1)
 // write itself, under its row lock, without reading first; then each
 // delivery is one prepared INSERT.
 func (s *Store) putOperationPrepared(ctx context.Context, op Operation, values []any, set *subscriptionSet) (repeat, wrote bool, err error) {
-	upsert, err := s.prepare(ctx, batchUpsertMySQL)
+	upsert, err := s.stmts.putNoting.get(ctx, s.sqlDB)
 	if err != nil {
 		return false, false, err
 	}
-	insert, err := s.prepare(ctx, insertDeliverySQL)
+	insert, err := s.stmts.insertDelivery.get(ctx, s.sqlDB)
 	if err != nil {
 		return false, false, err
 	}
