@@ -177,7 +177,9 @@ func TestDatabase_outcomeUnknown(t *testing.T) {
 	}
 	wantStatus(t, got, 200)
 
-	p.FailNext("COMMIT", dbtest.HangAfter)
+	// The COMMIT of this write: background jobs (the webhook dispatcher's
+	// housekeeping) commit transactions of their own on the same proxy.
+	p.FailNextAfter("INSERT INTO `icc_operations`", "COMMIT", dbtest.HangAfter)
 	r, took := s.timedDo(t, http.MethodPut, "/v1.0/icc/operations/unknown",
 		iccOp(connA1, tenantA, "prepare_connection", "processing", "2026-11-23 10:00:00"), "X-Auth-Token", adminToken)
 	within(t, "B2 with no answer to COMMIT", took, answerBound)

@@ -54,6 +54,7 @@ type Proxy struct {
 	mu     sync.Mutex
 	conns  map[*proxyConn]struct{}
 	prefix []byte // FailNext's statement, armed for one match
+	prior  []byte // FailNextAfter's: a statement the connection ran first
 	fault  Fault
 
 	statements atomic.Int64 // statements clients sent (Statements)
@@ -94,9 +95,22 @@ func (p *Proxy) Set(m Mode) {
 // case: "COMMIT", "SELECT", "INSERT INTO `msf_operations`". Preparing a
 // statement is not running it: the fault waits for its execution.
 func (p *Proxy) FailNext(statement string, f Fault) {
+	p.FailNextAfter("", statement, f)
+}
+
+// FailNextAfter is FailNext for a statement run on a connection that ran a
+// statement starting with prior earlier in the same transaction (since its
+// last COMMIT or ROLLBACK): ("INSERT INTO `icc_operations`", "COMMIT") is the
+// COMMIT of an ICC write, never that of a background job which happens to
+// commit first. An empty prior is FailNext.
+func (p *Proxy) FailNextAfter(prior, statement string, f Fault) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.prefix, p.fault = []byte(statement), f
+	p.prior = nil
+	if prior != "" {
+		p.prior = []byte(prior)
+	}
 }
 
 // The client commands the proxy reads.
@@ -106,16 +120,25 @@ const (
 	comStmtExecute = 0x17
 )
 
-// faultFor returns the fault armed for a statement's text, and disarms it.
-func (p *Proxy) faultFor(text []byte) Fault {
+// faultFor returns the fault armed for a statement's text, run on c, and
+// disarms it.
+func (p *Proxy) faultFor(c *proxyConn, text []byte) Fault {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.fault == 0 || len(text) < len(p.prefix) || !bytes.EqualFold(text[:len(p.prefix)], p.prefix) {
+	if p.fault == 0 || !hasPrefixFold(text, p.prefix) {
+		return 0
+	}
+	if p.prior != nil && !c.ranInTx(p.prior) {
 		return 0
 	}
 	f := p.fault
-	p.prefix, p.fault = nil, 0
+	p.prefix, p.prior, p.fault = nil, nil, 0
 	return f
+}
+
+// hasPrefixFold reports whether text starts with prefix, in any case.
+func hasPrefixFold(text, prefix []byte) bool {
+	return len(text) >= len(prefix) && bytes.EqualFold(text[:len(prefix)], prefix)
 }
 
 func (p *Proxy) close() {
@@ -166,6 +189,34 @@ type proxyConn struct {
 	// preparing is the text of a COM_STMT_PREPARE sent and not yet answered.
 	preparing []byte
 	prepared  map[uint32][]byte
+
+	// The statements run since the last COMMIT or ROLLBACK
+	// (FailNextAfter); their first bytes are enough.
+	inTx [][]byte
+}
+
+// ranInTx reports whether c ran a statement starting with prefix since its
+// last COMMIT or ROLLBACK.
+func (c *proxyConn) ranInTx(prefix []byte) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range c.inTx {
+		if hasPrefixFold(s, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// ran notes a statement c runs, after its fault was looked up.
+func (c *proxyConn) ran(text []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if hasPrefixFold(text, []byte("COMMIT")) || hasPrefixFold(text, []byte("ROLLBACK")) {
+		c.inTx = c.inTx[:0]
+		return
+	}
+	c.inTx = append(c.inTx, bytes.Clone(text[:min(len(text), 64)]))
 }
 
 // statement is the text of the statement a client packet's payload runs, if
@@ -240,7 +291,8 @@ func (c *proxyConn) pumpToServer() {
 		}
 		var fault Fault
 		if text := c.statement(packet[4:]); text != nil {
-			fault = c.p.faultFor(text)
+			fault = c.p.faultFor(c, text)
+			c.ran(text)
 		}
 		if fault == CutBefore {
 			return
