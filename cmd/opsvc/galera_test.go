@@ -273,10 +273,17 @@ func (g *galera) db(tb testing.TB, node int) *sql.DB {
 	return db
 }
 
-// freePortBase finds a base whose twelve ports (see galera.sh) are free now.
+// freePortBase finds a base whose twelve ports (see galera.sh) are free now,
+// below the kernel's ephemeral range: a port in it can be taken at any time
+// by the local end of some outgoing connection (as one was, once, when a
+// rejoining node's state transfer daemon could not bind its port).
 func freePortBase(tb testing.TB) int {
+	top := ephemeralPortLow() - 100
+	if top <= 10000 {
+		tb.Fatalf("the ephemeral port range starts at %d: no room below it for the cluster", top+100)
+	}
 	for range 50 {
-		base := 20000 + 100*rand.N(400)
+		base := 10000 + 100*rand.N((top-10000)/100)
 		free := true
 		for _, off := range []int{1, 2, 3, 11, 12, 13, 21, 22, 23, 31, 32, 33} {
 			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+off))
@@ -292,6 +299,24 @@ func freePortBase(tb testing.TB) int {
 	}
 	tb.Fatal("no free ports for the cluster")
 	return 0
+}
+
+// ephemeralPortLow is the first port of the kernel's ephemeral range
+// (Linux's default, 32768, when it cannot be read).
+func ephemeralPortLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 32768
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 32768
+	}
+	return n
 }
 
 // instance is a service on one node.
