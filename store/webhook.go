@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -718,35 +719,105 @@ type Attempt struct {
 // lease ran out and another dispatcher took the delivery). It returns
 // ErrUnavailable when the database cannot be reached.
 func (s *Store) FinishDelivery(ctx context.Context, d Delivery, a Attempt) (bool, error) {
-	set := map[string]any{"state": a.State, "claim": nil, "next_attempt_ms": a.NextAt.UnixMilli()}
-	if a.Counted {
-		set["attempts"] = gorm.Expr("attempts + 1")
-		set["last_attempt_ms"] = a.At.UnixMilli()
-		var status *int
-		if a.Status != 0 {
-			status = &a.Status
-		}
-		set["last_status"] = status
-		var msg *string
-		if a.Error != "" {
-			e := a.Error
-			if len(e) > 500 {
-				e = e[:500]
-			}
-			msg = &e
-		}
-		set["last_error"] = msg
+	n, err := s.FinishDeliveries(ctx, []Finished{{d, a}})
+	return n == 1, err
+}
+
+// Finished is an attempt made on a claimed delivery (FinishDeliveries).
+type Finished struct {
+	Delivery Delivery
+	Attempt  Attempt
+}
+
+// FinishDeliveries is FinishDelivery for many deliveries at once, in one
+// statement: a dispatcher records the attempts of a round together. It
+// reports how many were recorded; the others' claims were lost, and they
+// are left as they are.
+func (s *Store) FinishDeliveries(ctx context.Context, fs []Finished) (int, error) {
+	if len(fs) == 0 {
+		return 0, nil
 	}
+	query, args := finishDeliveriesSQL(fs)
 	var n int64
 	err := s.withRetry(ctx, func(ctx context.Context) error {
-		res := s.db.WithContext(ctx).Model(&deliveryRow{}).Where("seq = ? AND claim = ?", d.Seq, d.Claim).Updates(set)
+		res := s.db.WithContext(ctx).Exec(query, args...)
 		n = res.RowsAffected
 		return res.Error
 	})
 	if err != nil {
-		return false, fmt.Errorf("finish delivery %d: %w", d.Seq, s.translate(err))
+		return 0, fmt.Errorf("finish %d deliveries: %w", len(fs), s.translate(err))
 	}
-	return n > 0, nil
+	return int(n), nil
+}
+
+// truncateUTF8 is s cut to at most n bytes, at a character's start.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// finishDeliveriesSQL is FinishDeliveries' statement: each column set by a
+// CASE on seq, and each row changed only while it carries its claim. An
+// attempt not made (Counted false) leaves the attempt's columns as they were.
+func finishDeliveriesSQL(fs []Finished) (string, []any) {
+	var q strings.Builder
+	var args []any
+	// column sets name to then (an expression of one value) for the rows
+	// value has one for; the others keep theirs. A column no row changes
+	// is left out.
+	column := func(name, then string, value func(Finished) (any, bool)) {
+		var when strings.Builder
+		for _, f := range fs {
+			if v, ok := value(f); ok {
+				when.WriteString(" WHEN ? THEN " + then)
+				args = append(args, f.Delivery.Seq, v)
+			}
+		}
+		if when.Len() > 0 {
+			q.WriteString(name + " = CASE seq" + when.String() + " ELSE " + name + " END, ")
+		}
+	}
+	q.WriteString("UPDATE webhook_deliveries SET ")
+	column("state", "?", func(f Finished) (any, bool) { return f.Attempt.State, true })
+	column("next_attempt_ms", "?", func(f Finished) (any, bool) { return f.Attempt.NextAt.UnixMilli(), true })
+	counted := func(v func(Attempt) any) func(Finished) (any, bool) {
+		return func(f Finished) (any, bool) { return v(f.Attempt), f.Attempt.Counted }
+	}
+	column("attempts", "attempts + ?", counted(func(Attempt) any { return 1 }))
+	column("last_attempt_ms", "?", counted(func(a Attempt) any { return a.At.UnixMilli() }))
+	column("last_status", "?", counted(func(a Attempt) any {
+		if a.Status == 0 {
+			return nil
+		}
+		return a.Status
+	}))
+	column("last_error", "?", counted(func(a Attempt) any {
+		if a.Error == "" {
+			return nil
+		}
+		return truncateUTF8(a.Error, 500)
+	}))
+	q.WriteString("claim = NULL WHERE seq IN (")
+	for i, f := range fs {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("?")
+		args = append(args, f.Delivery.Seq)
+	}
+	// Exact per row: a delivery whose claim was lost is left alone.
+	q.WriteString(") AND claim = CASE seq")
+	for _, f := range fs {
+		q.WriteString(" WHEN ? THEN ?")
+		args = append(args, f.Delivery.Seq, f.Delivery.Claim)
+	}
+	q.WriteString(" END")
+	return q.String(), args
 }
 
 // PurgeDeliveries removes the finished deliveries (delivered, failed,

@@ -193,6 +193,81 @@ func TestStore_ClaimDeliveries(t *testing.T) {
 	})
 }
 
+// TestStore_FinishDeliveries: one statement records a round's attempts,
+// each as its own: delivered, to retry, handed back without an attempt, and
+// one whose claim was lost, which stays as it is.
+func TestStore_FinishDeliveries(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s := mustOpen(t, b, Options{})
+		ctx := context.Background()
+		sub := mustSubscribe(t, s, SubscriptionFilter{}, EventOperationTerminal)
+		for _, id := range []string{"delivered", "retry", "handed-back", "lost"} {
+			mustPutOperation(t, s, msfOp(id, "completed", 1))
+		}
+		if _, err := s.ConvertTerminalEvents(ctx, 10); err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now().Add(time.Second).Truncate(time.Millisecond)
+		ds, err := s.ClaimDeliveries(ctx, now, time.Minute, 10)
+		if err != nil || len(ds) != 4 {
+			t.Fatalf("claimed %d deliveries (%v), want 4", len(ds), err)
+		}
+		byOp := map[string]Delivery{}
+		for _, d := range ds {
+			byOp[d.OperationID] = d
+		}
+		retryAt := now.Add(time.Hour)
+		long := strings.Repeat("é", 300) // 600 bytes: cut at 500, between characters
+		lost := byOp["lost"]
+		lost.Claim = "clm_another"
+		n, err := s.FinishDeliveries(ctx, []Finished{
+			{byOp["delivered"], Attempt{At: now, State: DeliveryDelivered, NextAt: now, Status: 204, Counted: true}},
+			{byOp["retry"], Attempt{At: now, State: DeliveryPending, NextAt: retryAt, Status: 503, Error: long, Counted: true}},
+			{byOp["handed-back"], Attempt{State: DeliveryPending, NextAt: now}},
+			{lost, Attempt{At: now, State: DeliveryDelivered, NextAt: now, Status: 200, Counted: true}},
+		})
+		if err != nil || n != 3 {
+			t.Fatalf("FinishDeliveries = %d, %v; want 3 recorded (one claim lost)", n, err)
+		}
+		got, err := s.ListDeliveries(ctx, sub.ID, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows := map[string]Delivery{}
+		for _, d := range got {
+			rows[d.OperationID] = d
+		}
+		check := func(id, state string, attempts, status int, lastError string, next *time.Time) {
+			t.Helper()
+			d := rows[id]
+			gotStatus := 0
+			if d.LastStatus != nil {
+				gotStatus = *d.LastStatus
+			}
+			if d.State != state || d.Attempts != attempts || gotStatus != status || d.LastError != lastError {
+				t.Errorf("%s: state %s, %d attempts, last status %d, last error %q; want %s, %d, %d, %q",
+					id, d.State, d.Attempts, gotStatus, d.LastError, state, attempts, status, lastError)
+			}
+			if next != nil && (d.NextAttemptAt == nil || !d.NextAttemptAt.Equal(*next)) {
+				t.Errorf("%s: next attempt %v, want %v", id, d.NextAttemptAt, *next)
+			}
+		}
+		check("delivered", DeliveryDelivered, 1, 204, "", nil)
+		check("retry", DeliveryPending, 1, 503, strings.Repeat("é", 250), &retryAt)
+		check("handed-back", DeliveryPending, 0, 0, "", &now)
+		if d := rows["handed-back"]; d.LastAttemptAt != nil {
+			t.Errorf("handed-back: last attempt %v, want none", d.LastAttemptAt)
+		}
+		check("lost", DeliveryPending, 0, 0, "", nil)
+		// Unclaimed: the handed-back delivery is due again at once; the
+		// lost one stays leased by the claim it has.
+		again, err := s.ClaimDeliveries(ctx, now, time.Minute, 10)
+		if err != nil || len(again) != 1 || again[0].OperationID != "handed-back" {
+			t.Fatalf("claimed %+v (%v), want the handed-back delivery alone", again, err)
+		}
+	})
+}
+
 // TestStore_ClaimDeliveriesConcurrently: claimers at once never take one
 // delivery twice.
 func TestStore_ClaimDeliveriesConcurrently(t *testing.T) {

@@ -25,7 +25,7 @@ type Store interface {
 	Subscribed(events ...string) bool
 	ConvertTerminalEvents(ctx context.Context, limit int) (int, error)
 	ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.Delivery, error)
-	FinishDelivery(ctx context.Context, d store.Delivery, a store.Attempt) (bool, error)
+	FinishDeliveries(ctx context.Context, fs []store.Finished) (int, error)
 	GetSubscription(ctx context.Context, id string) (store.Subscription, error)
 	CachedSubscription(id string) (store.Subscription, bool)
 	DisableSubscription(ctx context.Context, id, reason string) error
@@ -46,6 +46,11 @@ type Config struct {
 	// PollInterval is how often the outbox is looked at when nothing woke
 	// the dispatcher: 1 s. Writes of this instance wake it at once.
 	PollInterval time.Duration
+	// RoundInterval is the shortest time between two rounds (each records
+	// the attempts made since the last, writes the terminal events due and
+	// claims deliveries): 50 ms. Under load a round then does a batch of
+	// each, not one statement per event.
+	RoundInterval time.Duration
 	// RefreshInterval is how often the store's cache of subscriptions is
 	// reloaded, to learn of those created or deleted by other instances: 5 s.
 	RefreshInterval time.Duration
@@ -87,6 +92,12 @@ type Dispatcher struct {
 	lease  time.Duration
 	// lastPurge is Run's: when old deliveries were last purged.
 	lastPurge time.Time
+	// written is set by Wake: the store wrote to the outbox, or marked
+	// operations whose terminal events are to be written.
+	written atomic.Bool
+
+	mu       sync.Mutex
+	finished []store.Finished // attempts made, to record in the next round
 
 	delivered, retried, failed, canceled, disabled atomic.Int64
 }
@@ -103,6 +114,7 @@ func New(st Store, cfg Config) *Dispatcher {
 	def(&cfg.RetryMin, 5*time.Second)
 	def(&cfg.RetryMax, time.Hour)
 	def(&cfg.PollInterval, time.Second)
+	def(&cfg.RoundInterval, 50*time.Millisecond)
 	def(&cfg.RefreshInterval, 5*time.Second)
 	def(&cfg.Retention, 7*24*time.Hour)
 	if cfg.Concurrency <= 0 {
@@ -143,8 +155,14 @@ func New(st Store, cfg Config) *Dispatcher {
 }
 
 // Wake makes the dispatcher look at the outbox now: the store calls it
-// after committing deliveries.
+// after committing deliveries, or marks for them.
 func (d *Dispatcher) Wake() {
+	d.written.Store(true)
+	d.poke()
+}
+
+// poke starts a round soon (no sooner than RoundInterval after the last).
+func (d *Dispatcher) poke() {
 	select {
 	case d.wake <- struct{}{}:
 	default:
@@ -165,35 +183,54 @@ func (d *Dispatcher) Stats() Stats {
 // Run delivers until ctx ends, then waits for the attempts in flight, which
 // are cut, and hands their deliveries back (due at once) for the next start
 // or another instance.
+//
+// It works in rounds, at most one every RoundInterval: a round records the
+// attempts made since the last one (one statement for all), writes the
+// terminal events of the operations marked since (one transaction for up to
+// convertBatch), and claims due deliveries for the free request slots (one
+// transaction). Each claimed delivery is then sent on its own goroutine.
 func (d *Dispatcher) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() {
+		wg.Wait()
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		d.record(fctx)
+	}()
 	slots := make(chan struct{}, d.cfg.Concurrency)
 	poll := time.NewTicker(d.cfg.PollInterval)
 	defer poll.Stop()
 	var lastRefresh time.Time
 	claimsFail := false   // said once, until they work again
 	convertsFail := false // the same for the conversions
+	convertMore := false  // the last conversion found a full batch
 	for {
+		began := time.Now()
 		housekept := false
 		if time.Since(lastRefresh) >= d.cfg.RefreshInterval {
 			lastRefresh = time.Now()
 			d.housekeep(ctx)
 			housekept = true
 		}
+		// Recorded first: a delivery of an operation holds back the next
+		// event of that operation until its attempt is recorded.
+		d.record(ctx)
+		written := d.written.Swap(false)
 		// Without a subscription (as this instance knows them) there is
 		// nothing to convert or deliver but what another instance, or a
 		// subscription deleted since, left: looked for at housekeeping
 		// only, so that an idle instance asks the database nothing.
 		active := housekept || d.st.Subscribed(store.EventOperationTerminal, store.EventOperationUpdated, store.EventICCOperationUpdated)
 		// Terminal notifications recorded in one statement left their
-		// event to write (store.ConvertTerminalEvents): a batch a round,
-		// and another round at once while batches come full.
+		// event to write (store.ConvertTerminalEvents): looked for when
+		// this instance marked some, after a full batch, and (those of
+		// other instances that stopped) at housekeeping.
 		var n int
 		var err error
-		if housekept || d.st.Subscribed(store.EventOperationTerminal) {
+		if housekept || ((written || convertMore) && d.st.Subscribed(store.EventOperationTerminal)) {
 			n, err = d.st.ConvertTerminalEvents(ctx, convertBatch)
 		}
+		convertMore = err == nil && n == convertBatch
 		switch {
 		case err != nil && ctx.Err() == nil && !convertsFail:
 			d.log.Warn("webhook: cannot write terminal events to the outbox", "error", err)
@@ -201,9 +238,6 @@ func (d *Dispatcher) Run(ctx context.Context) {
 		case err == nil && convertsFail:
 			d.log.Info("webhook: terminal events are written to the outbox again")
 			convertsFail = false
-		}
-		if err == nil && n == convertBatch {
-			d.Wake()
 		}
 		free := d.cfg.Concurrency - len(slots)
 		var claimed []store.Delivery
@@ -228,8 +262,11 @@ func (d *Dispatcher) Run(ctx context.Context) {
 				defer wg.Done()
 				d.deliver(ctx, dl)
 				<-slots
-				d.Wake() // the next event of its operation may be due
+				d.poke() // its attempt to record; the next event of its operation may be due
 			}()
+		}
+		if convertMore {
+			d.poke()
 		}
 		select {
 		case <-ctx.Done():
@@ -237,6 +274,46 @@ func (d *Dispatcher) Run(ctx context.Context) {
 		case <-d.wake:
 		case <-poll.C:
 		}
+		// What woke the round gathers company for a moment.
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(d.cfg.RoundInterval - time.Since(began)):
+		}
+	}
+}
+
+// finish notes an attempt on a claimed delivery, recorded with the others of
+// the round (record).
+func (d *Dispatcher) finish(dl store.Delivery, a store.Attempt) {
+	d.mu.Lock()
+	d.finished = append(d.finished, store.Finished{Delivery: dl, Attempt: a})
+	d.mu.Unlock()
+}
+
+// record writes the attempts noted since the last round. Those it cannot
+// write now stay for the next round; their deliveries are leased meanwhile,
+// so nobody else sends them again.
+func (d *Dispatcher) record(ctx context.Context) {
+	d.mu.Lock()
+	fs := d.finished
+	d.finished = nil
+	d.mu.Unlock()
+	if len(fs) == 0 {
+		return
+	}
+	n, err := d.st.FinishDeliveries(ctx, fs)
+	switch {
+	case err != nil:
+		if ctx.Err() == nil {
+			d.log.Warn("webhook: recording attempts", "attempts", len(fs), "error", err)
+		}
+		d.mu.Lock()
+		d.finished = append(fs, d.finished...)
+		d.mu.Unlock()
+	case n < len(fs):
+		d.log.Warn("webhook: claims lost before their attempts were recorded (their leases ended): they will be sent again",
+			"attempts", len(fs), "lost", len(fs)-n)
 	}
 }
 
@@ -270,15 +347,7 @@ const maxAnswer = 64 << 10
 func (d *Dispatcher) deliver(ctx context.Context, dl store.Delivery) {
 	// Recorded even when ctx has ended: the outcome of an attempt made is
 	// worth keeping, and a delivery handed back is due at once.
-	finish := func(a store.Attempt) {
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if ok, err := d.st.FinishDelivery(fctx, dl, a); err != nil {
-			d.log.Warn("webhook: recording an attempt", "webhook_id", dl.WebhookID, "error", err)
-		} else if !ok {
-			d.log.Warn("webhook: claim lost before the attempt was recorded", "webhook_id", dl.WebhookID)
-		}
-	}
+	finish := func(a store.Attempt) { d.finish(dl, a) }
 	// The cache first: it is the store's own, refreshed every
 	// RefreshInterval. A subscription it lacks may be one created through
 	// another instance since: the database says.
@@ -314,7 +383,13 @@ func (d *Dispatcher) deliver(ctx context.Context, dl store.Delivery) {
 	case err == nil && status == http.StatusGone:
 		a.State, a.Error = store.DeliveryFailed, "410 Gone: subscription disabled"
 		d.failed.Add(1)
-		finish(a)
+		// Recorded now, not with the round's: disabling cancels the
+		// subscription's pending deliveries, this one too until then.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if _, err := d.st.FinishDeliveries(fctx, []store.Finished{{Delivery: dl, Attempt: a}}); err != nil {
+			d.log.Warn("webhook: recording an attempt", "webhook_id", dl.WebhookID, "error", err)
+		}
 		reason := fmt.Sprintf("the receiver answered 410 Gone at %s", now.UTC().Format(time.RFC3339))
 		if err := d.st.DisableSubscription(context.WithoutCancel(ctx), sub.ID, reason); err != nil {
 			d.log.Warn("webhook: disabling a subscription", "subscription_id", sub.ID, "error", err)

@@ -88,12 +88,12 @@ func (l *lateStore) ClaimDeliveries(ctx context.Context, now time.Time, lease ti
 	return st.ClaimDeliveries(ctx, now, lease, limit)
 }
 
-func (l *lateStore) FinishDelivery(ctx context.Context, d store.Delivery, a store.Attempt) (bool, error) {
+func (l *lateStore) FinishDeliveries(ctx context.Context, fs []store.Finished) (int, error) {
 	st, err := l.get()
 	if err != nil {
-		return false, err
+		return 0, err
 	}
-	return st.FinishDelivery(ctx, d, a)
+	return st.FinishDeliveries(ctx, fs)
 }
 
 func (l *lateStore) DisableSubscription(ctx context.Context, id, reason string) error {
