@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -14,6 +15,22 @@ import (
 // no operation has id, ErrUnavailable when the database cannot be reached,
 // and ErrOutcomeUnknown when the connection broke after the delete was sent.
 func (s *Store) DeleteOperation(ctx context.Context, id string) error {
+	if s.dialect == dialectMySQL {
+		// Its terminal event may still be to write (event_due), or
+		// written to be made from the operation (laterPayload): a
+		// transaction writes them out first, so that deleting an
+		// operation never loses or empties an event.
+		err := s.inTx(ctx, func(tx *gorm.DB) error {
+			if err := s.keepEvents(tx, id); err != nil {
+				return err
+			}
+			return tx.Exec("DELETE FROM msf_operations WHERE id = ?", id).Error
+		})
+		if err != nil {
+			return fmt.Errorf("delete operation %q: %w", id, s.translate(err))
+		}
+		return nil
+	}
 	var n int64
 	err := s.withRetry(ctx, func(ctx context.Context) error {
 		// One statement, which commits on its own: sent, it is not
@@ -32,6 +49,62 @@ func (s *Store) DeleteOperation(ctx context.Context, id string) error {
 		return fmt.Errorf("delete operation %q: %w", id, s.translate(err))
 	}
 	return nil
+}
+
+// keepEvents locks the MSF operation id, about to be deleted in tx, and
+// writes what its terminal event needs from it: the event itself when it is
+// still due (event_due), and the payload of its deliveries that were to be
+// made from it when claimed (ConvertTerminalEvents). It returns ErrNotFound
+// when there is no operation id.
+func (s *Store) keepEvents(tx *gorm.DB, id string) error {
+	var due []sql.NullInt64
+	if err := tx.Raw("SELECT event_due FROM msf_operations WHERE id = ? FOR UPDATE", id).Scan(&due).Error; err != nil {
+		return err
+	}
+	if len(due) == 0 {
+		return ErrNotFound
+	}
+	var later []deliveryRow
+	err := tx.Select("seq", "event_type", "created_ms").
+		Where("subject = ? AND state = ? AND payload = ?", subjectMSF+id, DeliveryPending, laterPayload).
+		Find(&later).Error
+	if err != nil || (len(later) == 0 && !due[0].Valid) {
+		return err
+	}
+	var row operationRow
+	if err := tx.Where("id = ?", id).Take(&row).Error; err != nil {
+		return err
+	}
+	op, err := rowToOperation(row)
+	if err != nil {
+		return err
+	}
+	for _, d := range later {
+		b, err := s.encodeEvent(Event{Type: d.EventType, Time: msTime(d.CreatedMS), Operation: &op})
+		if err != nil {
+			return fmt.Errorf("encode %s event: %w", d.EventType, err)
+		}
+		if err := tx.Model(&deliveryRow{}).Where("seq = ?", d.Seq).Update("payload", string(b)).Error; err != nil {
+			return err
+		}
+	}
+	if !due[0].Valid {
+		return nil
+	}
+	subs, err := listSubscriptions(tx)
+	if err != nil {
+		return err
+	}
+	at := row.UpdatedAt
+	if row.TerminalAt != nil {
+		at = *row.TerminalAt
+	}
+	ob, err := s.outboxFor(newSubscriptionSet(subs), subjectMSF+id, id, op.Status, "",
+		[]Event{{Type: EventOperationTerminal, Time: at, Operation: &op}})
+	if err != nil || ob.query == "" {
+		return err
+	}
+	return tx.Exec(ob.query, ob.args...).Error
 }
 
 // DeleteICCOperation removes the ICC operation id, whatever its tenant, and
@@ -118,10 +191,7 @@ func (s *Store) Purge(ctx context.Context, period time.Duration, batch int) (Pur
 func (s *Store) purgeMSF(ctx context.Context, cutoff time.Time, batch int, longest *time.Duration) (int, bool, error) {
 	var ids []string
 	err := s.query(ctx, func(db *gorm.DB) error {
-		// An operation whose terminal event is still to be written
-		// (event_due) waits for it.
-		return db.Model(&operationRow{}).Where("terminal_at < ? AND event_due IS NULL", cutoff).
-			Order("terminal_at").Limit(batch).Pluck("id", &ids).Error
+		return s.purgeableMSF(db.Model(&operationRow{}), cutoff).Order("terminal_at").Limit(batch).Pluck("id", &ids).Error
 	})
 	if err != nil || len(ids) == 0 {
 		return 0, false, err
@@ -129,12 +199,25 @@ func (s *Store) purgeMSF(ctx context.Context, cutoff time.Time, batch int, longe
 	var n int64
 	start := time.Now()
 	err = s.withRetry(ctx, func(ctx context.Context) error {
-		res := s.db.WithContext(ctx).Where("id IN ? AND terminal_at < ? AND event_due IS NULL", ids, cutoff).Delete(&operationRow{})
+		res := s.purgeableMSF(s.db.WithContext(ctx).Where("id IN ?", ids), cutoff).Delete(&operationRow{})
 		n = res.RowsAffected
 		return res.Error
 	})
 	*longest = max(*longest, time.Since(start))
 	return int(n), true, err
+}
+
+// purgeableMSF limits q to the MSF operations that Purge may remove:
+// terminal before cutoff, with their terminal event written (event_due), and
+// no delivery of it pending that is still to be made from the operation
+// (ConvertTerminalEvents, on MySQL only).
+func (s *Store) purgeableMSF(q *gorm.DB, cutoff time.Time) *gorm.DB {
+	q = q.Where("terminal_at < ? AND event_due IS NULL", cutoff)
+	if s.dialect != dialectMySQL {
+		return q
+	}
+	return q.Where(`NOT EXISTS (SELECT 1 FROM webhook_deliveries d
+		WHERE d.subject = CONCAT(?, msf_operations.id) AND d.state = ? AND d.payload = ?)`, subjectMSF, DeliveryPending, laterPayload)
 }
 
 // purgeICC is purgeMSF for ICC operations; the latest marker of each

@@ -176,3 +176,65 @@ func TestStore_Purge(t *testing.T) {
 		}
 	})
 }
+
+// TestStore_terminalEventsOutliveTheirOperation: an operation deleted, or
+// purged by retention, before its terminal event was sent still has its
+// event delivered, with the operation in it. (On MySQL such an event is
+// written without its payload, made from the operation when it is claimed:
+// retention waits for it, and DELETE writes the payload first.)
+func TestStore_terminalEventsOutliveTheirOperation(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		var mu sync.Mutex
+		now := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+		clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+		encode := func(ev Event) ([]byte, error) {
+			return []byte(ev.Type + " " + ev.Operation.ID + " " + ev.Operation.Status + " " + ev.Time.Format(time.RFC3339)), nil
+		}
+		s := mustOpen(t, b, Options{Now: clock, EncodeEvent: encode})
+		ctx := context.Background()
+		mustSubscribe(t, s, SubscriptionFilter{}, EventOperationTerminal)
+		mustPutOperation(t, s, msfOp("written", "completed", 1))
+		mustPutOperation(t, s, msfOp("deleted", "failed", 1))
+		drainTerminalEvents(t, s)
+		// Not converted yet (MySQL: still marked event_due) when deleted.
+		mustPutOperation(t, s, msfOp("deleted-due", "canceled", 1))
+
+		mu.Lock()
+		now = now.Add(2 * time.Hour)
+		mu.Unlock()
+		for _, id := range []string{"deleted", "deleted-due"} {
+			if err := s.DeleteOperation(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.Purge(ctx, time.Hour, 0); err != nil {
+			t.Fatal(err)
+		}
+		drainTerminalEvents(t, s)
+
+		ds, err := s.ClaimDeliveries(ctx, time.Now().Add(time.Second), time.Minute, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		fs := make([]Finished, len(ds))
+		for i, d := range ds {
+			got = append(got, string(d.Payload))
+			fs[i] = Finished{d, Attempt{At: now, State: DeliveryDelivered, NextAt: now, Status: 204, Counted: true}}
+		}
+		slices.Sort(got)
+		assertEqual(t, "payloads", got, []string{
+			"operation.terminal deleted failed 2026-11-30T00:00:00Z",
+			"operation.terminal deleted-due canceled 2026-11-30T00:00:00Z",
+			"operation.terminal written completed 2026-11-30T00:00:00Z",
+		})
+		if n, err := s.FinishDeliveries(ctx, fs); err != nil || n != len(fs) {
+			t.Fatalf("FinishDeliveries = %d, %v", n, err)
+		}
+		// Delivered: nothing holds the operation any more.
+		if _, err := s.Purge(ctx, time.Hour, 0); err != nil {
+			t.Fatal(err)
+		}
+		assertEqual(t, "operations left", mustListOperationIDs(t, s), []string{})
+	})
+}

@@ -358,6 +358,19 @@ var migrations = []migration{
 			`CREATE INDEX msf_operations_event_due ON msf_operations (event_due)`,
 		},
 	},
+	{
+		version: 8,
+		name:    "webhook_deliveries by subject: retention keeps an operation while a delivery of its event is pending",
+		// An operation.terminal delivery written by ConvertTerminalEvents
+		// carries no payload: it is made from the operation when the
+		// delivery is claimed, so the operation must outlive it.
+		mysql: []string{
+			`ALTER TABLE webhook_deliveries ADD KEY webhook_deliveries_subject (subject, state)`,
+		},
+		sqlite: []string{
+			`CREATE INDEX webhook_deliveries_subject ON webhook_deliveries (subject, state)`,
+		},
+	},
 }
 
 // latestOfEachConnection selects, for icc_latest, the operation of each

@@ -434,8 +434,7 @@ func (s *Store) outboxFor(set *subscriptionSet, subject, id, status, tenant stri
 				}
 				payload = string(b)
 			}
-			ms := ev.Time.UnixMilli()
-			ob.args = append(ob.args, newID("msg_"), sub.ID, ev.Type, subject, payload, DeliveryPending, 0, ms, ms) // deliveryValues
+			ob.args = append(ob.args, deliveryArgs(sub.ID, ev.Type, subject, payload, ev.Time)...)
 			n++
 		}
 	}
@@ -454,16 +453,26 @@ func insertDeliveriesSQL(n int) string {
 // deliveryValues is how many values insertDeliveriesSQL takes per delivery.
 const deliveryValues = 9
 
+// deliveryArgs are insertDeliveriesSQL's values of a new delivery of an
+// event at t: pending, due at once.
+func deliveryArgs(subscriptionID, eventType, subject, payload string, t time.Time) []any {
+	ms := t.UnixMilli()
+	return []any{newID("msg_"), subscriptionID, eventType, subject, payload, DeliveryPending, 0, ms, ms}
+}
+
 // ConvertTerminalEvents writes the operation.terminal deliveries of up to
 // limit MSF operations marked event_due by their terminal notification
 // (putTerminalSQL), for the subscriptions whose filter passes, and
 // clears the marks, in one transaction: each marked operation's event is
 // written once, also while several instances convert (they skip each
 // other's rows: FOR UPDATE SKIP LOCKED), and a mark is never cleared without
-// its deliveries. The event's data is the operation as stored; its time is
-// when the service recorded the terminal status (terminal_at). It returns how
-// many operations it converted. Only MySQL marks rows: on SQLite it does
-// nothing. It returns ErrUnavailable when the database cannot be reached.
+// its deliveries. The deliveries are written without their payload
+// (laterPayload): ClaimDeliveries makes it from the operation as stored
+// then, so that an event costs the database a small row rather than a copy
+// of the operation. The event's time is when the service recorded the
+// terminal status (terminal_at). It returns how many operations it
+// converted. Only MySQL marks rows: on SQLite it does nothing. It returns
+// ErrUnavailable when the database cannot be reached.
 func (s *Store) ConvertTerminalEvents(ctx context.Context, limit int) (int, error) {
 	if s.dialect != dialectMySQL {
 		return 0, nil
@@ -473,6 +482,7 @@ func (s *Store) ConvertTerminalEvents(ctx context.Context, limit int) (int, erro
 		converted, wrote = 0, false
 		var rows []operationRow
 		err := tx.Clauses(clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"}).
+			Select("id", "status", "terminal_at", "updated_at").
 			Where("event_due = 1").Limit(limit).Find(&rows).Error
 		if err != nil || len(rows) == 0 {
 			return err
@@ -490,20 +500,15 @@ func (s *Store) ConvertTerminalEvents(ctx context.Context, limit int) (int, erro
 		ids := make([]string, len(rows))
 		for i, r := range rows {
 			ids[i] = r.ID
-			op, err := rowToOperation(r)
-			if err != nil {
-				return err
-			}
 			at := r.UpdatedAt
 			if r.TerminalAt != nil {
 				at = *r.TerminalAt
 			}
-			ob, err := s.outboxFor(set, subjectMSF+op.ID, op.ID, op.Status, "",
-				[]Event{{Type: EventOperationTerminal, Time: at, Operation: &op}})
-			if err != nil {
-				return err
+			for _, sub := range set.byEvent[EventOperationTerminal] {
+				if sub.Filter.matches(r.ID, r.Status, "") {
+					args = append(args, deliveryArgs(sub.ID, EventOperationTerminal, subjectMSF+r.ID, laterPayload, at)...)
+				}
 			}
-			args = append(args, ob.args...)
 		}
 		if len(args) > 0 {
 			if err := tx.Exec(insertDeliveriesSQL(len(args)/deliveryValues), args...).Error; err != nil {
@@ -522,6 +527,10 @@ func (s *Store) ConvertTerminalEvents(ctx context.Context, limit int) (int, erro
 	}
 	return converted, nil
 }
+
+// laterPayload is the payload of a delivery written without it
+// (ConvertTerminalEvents): ClaimDeliveries makes it from the operation.
+const laterPayload = ""
 
 // defaultEventEncoding is the payload when Options.EncodeEvent is nil: the
 // type, the time and the operation's id and status.
@@ -691,11 +700,75 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.D
 		// Leased, not lost: they are due again when the lease ends.
 		return nil, fmt.Errorf("claim deliveries: %w", s.translate(err))
 	}
+	rows, err = s.makePayloads(ctx, rows, claim)
+	if err != nil {
+		// Leased, not lost, as above.
+		return nil, fmt.Errorf("claim deliveries: %w", s.translate(err))
+	}
 	out := make([]Delivery, len(rows))
 	for i, r := range rows {
 		out[i] = rowToDelivery(r)
 	}
 	return out, nil
+}
+
+// makePayloads gives the claimed rows written without their payload
+// (ConvertTerminalEvents) the event made from their operation as stored now:
+// a terminal operation's status no longer changes, and its event says what
+// it ended with. A delivery whose operation was deleted meanwhile (DELETE;
+// retention waits for the pending ones) is canceled, and left out.
+func (s *Store) makePayloads(ctx context.Context, rows []deliveryRow, claim string) ([]deliveryRow, error) {
+	var ids []string
+	for _, r := range rows {
+		if r.Payload == laterPayload {
+			ids = append(ids, strings.TrimPrefix(r.Subject, subjectMSF))
+		}
+	}
+	if len(ids) == 0 {
+		return rows, nil
+	}
+	var ops []operationRow
+	err := s.query(ctx, func(db *gorm.DB) error { return db.Where("id IN ?", ids).Find(&ops).Error })
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[string]*operationRow, len(ops))
+	for i := range ops {
+		byID[ops[i].ID] = &ops[i]
+	}
+	kept := rows[:0]
+	var gone []int64
+	for _, r := range rows {
+		if r.Payload != laterPayload {
+			kept = append(kept, r)
+			continue
+		}
+		row := byID[strings.TrimPrefix(r.Subject, subjectMSF)]
+		if row == nil {
+			gone = append(gone, r.Seq)
+			continue
+		}
+		op, err := rowToOperation(*row)
+		if err != nil {
+			return nil, err
+		}
+		b, err := s.encodeEvent(Event{Type: r.EventType, Time: msTime(r.CreatedMS), Operation: &op})
+		if err != nil {
+			return nil, fmt.Errorf("encode %s event: %w", r.EventType, err)
+		}
+		r.Payload = string(b)
+		kept = append(kept, r)
+	}
+	if len(gone) > 0 {
+		err := s.withRetry(ctx, func(ctx context.Context) error {
+			return s.db.WithContext(ctx).Model(&deliveryRow{}).Where("seq IN ? AND claim = ?", gone, claim).
+				Updates(map[string]any{"state": DeliveryCanceled, "claim": nil, "last_error": "the operation was deleted before its event was sent"}).Error
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return kept, nil
 }
 
 // Attempt is the outcome of one delivery attempt, or of a decision not to

@@ -88,13 +88,15 @@ type Dispatcher struct {
 	cfg    Config
 	log    *slog.Logger
 	client *http.Client
-	wake   chan struct{}
-	lease  time.Duration
+	wake   chan struct{} // a round of claims
+	marked chan struct{} // a round of conversions (Wake)
+	// ahead is the most deliveries claimed and not yet attempted, in
+	// flight or waiting for a request slot: claims are transactions, so
+	// each takes a batch, not one per freed slot.
+	ahead int
+	lease time.Duration
 	// lastPurge is Run's: when old deliveries were last purged.
 	lastPurge time.Time
-	// written is set by Wake: the store wrote to the outbox, or marked
-	// operations whose terminal events are to be written.
-	written atomic.Bool
 
 	mu       sync.Mutex
 	finished []store.Finished // attempts made, to record in the next round
@@ -147,17 +149,27 @@ func New(st Store, cfg Config) *Dispatcher {
 			// 3xx is the attempt's answer, a failure.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		wake: make(chan struct{}, 1),
-		// A claim outlives the longest attempt by far: another dispatcher
-		// takes a delivery over only from one that died.
-		lease: 2*cfg.Timeout + 5*time.Second,
+		wake:   make(chan struct{}, 1),
+		marked: make(chan struct{}, 1),
+		ahead:  claimAhead * cfg.Concurrency,
+		// A claim outlives the longest wait for a slot and the attempt
+		// after it by far: another dispatcher takes a delivery over only
+		// from one that died.
+		lease: (claimAhead+1)*cfg.Timeout + 5*time.Second,
 	}
 }
+
+// claimAhead is how many deliveries per request slot a dispatcher claims
+// at most.
+const claimAhead = 4
 
 // Wake makes the dispatcher look at the outbox now: the store calls it
 // after committing deliveries, or marks for them.
 func (d *Dispatcher) Wake() {
-	d.written.Store(true)
+	select {
+	case d.marked <- struct{}{}:
+	default:
+	}
 	d.poke()
 }
 
@@ -185,10 +197,11 @@ func (d *Dispatcher) Stats() Stats {
 // or another instance.
 //
 // It works in rounds, at most one every RoundInterval: a round records the
-// attempts made since the last one (one statement for all), writes the
-// terminal events of the operations marked since (one transaction for up to
-// convertBatch), and claims due deliveries for the free request slots (one
-// transaction). Each claimed delivery is then sent on its own goroutine.
+// attempts made since the last one (one statement for all) and claims due
+// deliveries (one transaction for up to claimAhead per request slot), each
+// then sent on its own goroutine as a slot frees. Beside it, rounds of
+// conversions write the terminal events of the operations marked since
+// (convert): both wait on the database, each with its batch.
 func (d *Dispatcher) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer func() {
@@ -197,13 +210,17 @@ func (d *Dispatcher) Run(ctx context.Context) {
 		defer cancel()
 		d.record(fctx)
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.convert(ctx)
+	}()
 	slots := make(chan struct{}, d.cfg.Concurrency)
+	var outstanding atomic.Int64 // claimed, not attempted yet
 	poll := time.NewTicker(d.cfg.PollInterval)
 	defer poll.Stop()
 	var lastRefresh time.Time
-	claimsFail := false   // said once, until they work again
-	convertsFail := false // the same for the conversions
-	convertMore := false  // the last conversion found a full batch
+	claimsFail := false // said once, until they work again
 	for {
 		began := time.Now()
 		housekept := false
@@ -215,37 +232,16 @@ func (d *Dispatcher) Run(ctx context.Context) {
 		// Recorded first: a delivery of an operation holds back the next
 		// event of that operation until its attempt is recorded.
 		d.record(ctx)
-		written := d.written.Swap(false)
 		// Without a subscription (as this instance knows them) there is
-		// nothing to convert or deliver but what another instance, or a
-		// subscription deleted since, left: looked for at housekeeping
-		// only, so that an idle instance asks the database nothing.
+		// nothing to deliver but what another instance, or a subscription
+		// deleted since, left: looked for at housekeeping only, so that an
+		// idle instance asks the database nothing.
 		active := housekept || d.st.Subscribed(store.EventOperationTerminal, store.EventOperationUpdated, store.EventICCOperationUpdated)
-		// Terminal notifications recorded in one statement left their
-		// event to write (store.ConvertTerminalEvents): looked for when
-		// this instance marked some, after a full batch, and (those of
-		// other instances that stopped) at housekeeping.
-		var n int
-		var err error
-		if housekept || ((written || convertMore) && d.st.Subscribed(store.EventOperationTerminal)) {
-			n, err = d.st.ConvertTerminalEvents(ctx, convertBatch)
-		}
-		convertMore = err == nil && n == convertBatch
-		switch {
-		case err != nil && ctx.Err() == nil && !convertsFail:
-			d.log.Warn("webhook: cannot write terminal events to the outbox", "error", err)
-			convertsFail = true
-		case err == nil && convertsFail:
-			d.log.Info("webhook: terminal events are written to the outbox again")
-			convertsFail = false
-		}
-		free := d.cfg.Concurrency - len(slots)
+		room := d.ahead - int(outstanding.Load())
 		var claimed []store.Delivery
-		// Claims are transactions: taken in batches of at least half the
-		// slots while deliveries are in flight, not one per freed slot.
-		if active && free > 0 && (free == d.cfg.Concurrency || free >= d.cfg.Concurrency/2) {
+		if active && room >= d.ahead/2 {
 			var err error
-			claimed, err = d.st.ClaimDeliveries(ctx, time.Now(), d.lease, free)
+			claimed, err = d.st.ClaimDeliveries(ctx, time.Now(), d.lease, room)
 			switch {
 			case err != nil && ctx.Err() == nil && !claimsFail:
 				d.log.Warn("webhook: cannot read the outbox", "error", err)
@@ -255,31 +251,89 @@ func (d *Dispatcher) Run(ctx context.Context) {
 				claimsFail = false
 			}
 		}
+		outstanding.Add(int64(len(claimed)))
 		for _, dl := range claimed {
-			slots <- struct{}{}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				defer d.poke() // its attempt to record; the next event of its operation may be due
+				defer outstanding.Add(-1)
+				select {
+				case slots <- struct{}{}:
+				case <-ctx.Done():
+					d.finish(dl, store.Attempt{State: store.DeliveryPending, NextAt: time.Now()}) // handed back
+					return
+				}
 				d.deliver(ctx, dl)
 				<-slots
-				d.poke() // its attempt to record; the next event of its operation may be due
 			}()
 		}
-		if convertMore {
-			d.poke()
+		if len(claimed) == room {
+			d.poke() // more may be due
+		}
+		if !d.pause(ctx, began, poll.C) {
+			return
+		}
+	}
+}
+
+// convert writes, in rounds of at most convertBatch, the terminal events of
+// the operations marked by notifications recorded in one statement
+// (store.ConvertTerminalEvents): when this instance marked some, while
+// batches come full, and at every poll (those of other instances, which may
+// have stopped).
+func (d *Dispatcher) convert(ctx context.Context) {
+	poll := time.NewTicker(d.cfg.RefreshInterval)
+	defer poll.Stop()
+	failing := false // said once, until it works again
+	more := true
+	for {
+		began := time.Now()
+		if more || d.st.Subscribed(store.EventOperationTerminal) {
+			n, err := d.st.ConvertTerminalEvents(ctx, convertBatch)
+			switch {
+			case err != nil && ctx.Err() == nil && !failing:
+				d.log.Warn("webhook: cannot write terminal events to the outbox", "error", err)
+				failing = true
+			case err == nil && failing:
+				d.log.Info("webhook: terminal events are written to the outbox again")
+				failing = false
+			}
+			more = err == nil && n == convertBatch
+			if more {
+				d.Wake()
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-d.wake:
+		case <-d.marked:
 		case <-poll.C:
+			more = true
 		}
-		// What woke the round gathers company for a moment.
+		if !d.pause(ctx, began, nil) {
+			return
+		}
+	}
+}
+
+// pause waits for the next round: for a wake (or a tick of poll) unless
+// one came already, then for the rest of RoundInterval since began, so that
+// what woke it gathers company. It reports false when ctx ended.
+func (d *Dispatcher) pause(ctx context.Context, began time.Time, poll <-chan time.Time) bool {
+	if poll != nil {
 		select {
 		case <-ctx.Done():
-			return
-		case <-time.After(d.cfg.RoundInterval - time.Since(began)):
+			return false
+		case <-d.wake:
+		case <-poll:
 		}
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d.cfg.RoundInterval - time.Since(began)):
+		return true
 	}
 }
 

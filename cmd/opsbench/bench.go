@@ -621,7 +621,12 @@ func (b *bench) a1Webhook(ctx context.Context, svc *process, client *http.Client
 	a1ServiceRun(ctx, svc, client, "wwarm", b.cfg.Conns, min(time.Second, b.cfg.Throughput/4))
 	var runs []loadRun
 	for i := range b.cfg.Runs {
+		wait := func() {}
+		if i == 0 {
+			wait = b.prof.cpu(ctx, svc, "a1-put-webhook", b.cfg.Throughput)
+		}
 		r := a1ServiceRun(ctx, svc, client, fmt.Sprintf("w%d", i+1), b.cfg.Conns, b.cfg.Throughput)
+		wait()
 		runs = append(runs, r)
 		b.logf("A1 with a webhook subscriber, run %d/%d: %.0f/s p50 %.1f p99 %.1f ms (%d errors); %d webhooks received so far",
 			i+1, b.cfg.Runs, r.perSecond(), r.percentile(50), r.percentile(99), r.errors, received.Load())

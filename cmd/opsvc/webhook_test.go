@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -323,6 +324,22 @@ func TestWebhooks_terminal(t *testing.T) {
 			want := map[string]string{"op-1": "completed", "op-2": "failed", "op-3": "canceled"}
 			if fmt.Sprint(seen) != fmt.Sprint(want) {
 				t.Fatalf("got %v, want %v", seen, want)
+			}
+			// The event's data is the operation as A3 answers it (op-1 was
+			// re-sent with new content: its event may carry either).
+			for _, h := range got {
+				id := h.event.Data.OperationID
+				if id == "op-1" {
+					continue
+				}
+				var ev struct{ Data json.RawMessage }
+				if err := json.Unmarshal(h.body, &ev); err != nil {
+					t.Fatal(err)
+				}
+				a3 := s.do(t, "GET", "/v1/operations/"+id, nil)
+				if !bytes.Equal(bytes.TrimSpace(a3.body), ev.Data) {
+					t.Errorf("%s: the event's data is not A3's answer:\n%s\n%s", id, ev.Data, a3.body)
+				}
 			}
 			// The metrics say the same.
 			mfs := scrape(t, s.AdminURL)
