@@ -467,24 +467,32 @@ func deliveryArgs(subscriptionID, eventType, subject, payload string, t time.Tim
 // written once, also while several instances convert (they skip each
 // other's rows: FOR UPDATE SKIP LOCKED), and a mark is never cleared without
 // its deliveries. The deliveries are written without their payload
-// (laterPayload): ClaimDeliveries makes it from the operation as stored
-// then, so that an event costs the database a small row rather than a copy
-// of the operation. The event's time is when the service recorded the
-// terminal status (terminal_at). It returns how many operations it
-// converted. Only MySQL marks rows: on SQLite it does nothing. It returns
-// ErrUnavailable when the database cannot be reached.
-func (s *Store) ConvertTerminalEvents(ctx context.Context, limit int) (int, error) {
+// (laterPayload), made from the operation as stored when they are sent, so
+// that an event costs the database a small row rather than a copy of the
+// operation. The event's time is when the service recorded the terminal
+// status (terminal_at).
+//
+// With a lease, the deliveries to subscriptions of operation.terminal alone
+// (which no other event of the operation can precede) are written claimed
+// for it, and returned with their payload, as ClaimDeliveries would return
+// them: the dispatcher sends them without claiming them again. It returns
+// how many operations it converted. Only MySQL marks rows: on SQLite it
+// does nothing. It returns ErrUnavailable when the database cannot be
+// reached.
+func (s *Store) ConvertTerminalEvents(ctx context.Context, limit int, lease time.Duration) (int, []Delivery, error) {
 	if s.dialect != dialectMySQL {
-		return 0, nil
+		return 0, nil, nil
 	}
 	converted, wrote := 0, false
+	var claimed []Delivery
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
-		converted, wrote = 0, false
+		converted, wrote, claimed = 0, false, nil
+		q := tx.Clauses(clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"})
+		if lease <= 0 {
+			q = q.Select("id", "status", "terminal_at", "updated_at")
+		}
 		var rows []operationRow
-		err := tx.Clauses(clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"}).
-			Select("id", "status", "terminal_at", "updated_at").
-			Where("event_due = 1").Limit(limit).Find(&rows).Error
-		if err != nil || len(rows) == 0 {
+		if err := q.Where("event_due = 1").Limit(limit).Find(&rows).Error; err != nil || len(rows) == 0 {
 			return err
 		}
 		// The subscriptions as the database has them, not this
@@ -496,7 +504,10 @@ func (s *Store) ConvertTerminalEvents(ctx context.Context, limit int) (int, erro
 			return err
 		}
 		set := newSubscriptionSet(subs)
+		now := s.now()
+		claim := newID("clm_")
 		var args []any
+		claims := map[string][]*deliveryRow{} // by subscription, those written claimed
 		ids := make([]string, len(rows))
 		for i, r := range rows {
 			ids[i] = r.ID
@@ -505,27 +516,88 @@ func (s *Store) ConvertTerminalEvents(ctx context.Context, limit int) (int, erro
 				at = *r.TerminalAt
 			}
 			for _, sub := range set.byEvent[EventOperationTerminal] {
-				if sub.Filter.matches(r.ID, r.Status, "") {
-					args = append(args, deliveryArgs(sub.ID, EventOperationTerminal, subjectMSF+r.ID, laterPayload, at)...)
+				if !sub.Filter.matches(r.ID, r.Status, "") {
+					continue
 				}
+				a := deliveryArgs(sub.ID, EventOperationTerminal, subjectMSF+r.ID, laterPayload, at)
+				var c any // no claim: due at once
+				if lease > 0 && len(sub.Events) == 1 {
+					a[deliveryValues-1] = now.Add(lease).UnixMilli() // next_attempt_ms: the lease's end
+					c = claim
+					claims[sub.ID] = append(claims[sub.ID], &deliveryRow{MsgID: a[0].(string), SubscriptionID: sub.ID,
+						EventType: EventOperationTerminal, Subject: subjectMSF + r.ID, Payload: laterPayload,
+						State: DeliveryPending, CreatedMS: at.UnixMilli(), Claim: &claim})
+				}
+				args = append(args, append(a, c)...)
 			}
 		}
 		if len(args) > 0 {
-			if err := tx.Exec(insertDeliveriesSQL(len(args)/deliveryValues), args...).Error; err != nil {
+			if err := tx.Exec(insertClaimedDeliveriesSQL(len(args)/(deliveryValues+1)), args...).Error; err != nil {
 				return err
 			}
 			wrote = true
+		}
+		if len(claims) > 0 {
+			if claimed, err = s.readClaimed(tx, claims, rows, claim); err != nil {
+				return err
+			}
 		}
 		converted = len(rows)
 		return tx.Exec("UPDATE msf_operations SET event_due = NULL WHERE id IN ?", ids).Error
 	})
 	if err != nil {
-		return 0, fmt.Errorf("convert terminal events: %w", s.translate(err))
+		return 0, nil, fmt.Errorf("convert terminal events: %w", s.translate(err))
 	}
 	if wrote {
 		s.deliveriesWritten()
 	}
-	return converted, nil
+	return converted, claimed, nil
+}
+
+// readClaimed completes the deliveries ConvertTerminalEvents wrote claimed
+// (by subscription) with their seq, read back within tx, and their payload,
+// made from the operations in rows.
+func (s *Store) readClaimed(tx *gorm.DB, claims map[string][]*deliveryRow, rows []operationRow, claim string) ([]Delivery, error) {
+	ops := make(map[string]*operationRow, len(rows))
+	for i := range rows {
+		ops[subjectMSF+rows[i].ID] = &rows[i]
+	}
+	var out []Delivery
+	for subID, ds := range claims {
+		subjects := make([]string, len(ds))
+		for i, d := range ds {
+			subjects[i] = d.Subject
+		}
+		var seqs []deliveryRow
+		err := tx.Select("seq", "subject").Where("subscription_id = ? AND subject IN ? AND claim = ?", subID, subjects, claim).Find(&seqs).Error
+		if err != nil {
+			return nil, err
+		}
+		bySubject := make(map[string]int64, len(seqs))
+		for _, r := range seqs {
+			bySubject[r.Subject] = r.Seq
+		}
+		for _, d := range ds {
+			op, err := rowToOperation(*ops[d.Subject])
+			if err != nil {
+				return nil, err
+			}
+			b, err := s.encodeEvent(Event{Type: d.EventType, Time: msTime(d.CreatedMS), Operation: &op})
+			if err != nil {
+				return nil, fmt.Errorf("encode %s event: %w", d.EventType, err)
+			}
+			d.Seq, d.Payload = bySubject[d.Subject], string(b)
+			out = append(out, rowToDelivery(*d))
+		}
+	}
+	return out, nil
+}
+
+// insertClaimedDeliveriesSQL inserts n deliveries, deliveryValues values
+// each and then their claim (NULL: none).
+func insertClaimedDeliveriesSQL(n int) string {
+	return "INSERT INTO webhook_deliveries (msg_id, subscription_id, event_type, subject, payload, state, attempts, created_ms, next_attempt_ms, claim) VALUES " +
+		strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?), ", n), ", ")
 }
 
 // laterPayload is the payload of a delivery written without it
@@ -654,7 +726,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.D
 	err := s.query(ctx, func(db *gorm.DB) error {
 		return db.Raw(`SELECT d.seq FROM webhook_deliveries d
 			WHERE d.state = ? AND d.next_attempt_ms <= ?
-			AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p
+			AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p`+earlierHint[s.dialect]+`
 				WHERE p.subscription_id = d.subscription_id AND p.subject = d.subject
 				AND p.state = ? AND p.seq < d.seq)
 			ORDER BY d.next_attempt_ms, d.seq LIMIT ?`, DeliveryPending, nowMS, DeliveryPending, limit).
@@ -710,6 +782,16 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.D
 		out[i] = rowToDelivery(r)
 	}
 	return out, nil
+}
+
+// earlierHint makes ClaimDeliveries look for an earlier pending delivery of
+// the same subject through (subscription_id, subject, seq): MariaDB chose
+// (subscription_id, seq) for p.seq < d.seq, and read every older delivery
+// of the subscription for each candidate (150,000 rows, 0.5 s, per claim
+// of 64 under load).
+var earlierHint = map[dialect]string{
+	dialectMySQL:  " FORCE INDEX (webhook_deliveries_order)",
+	dialectSQLite: " INDEXED BY webhook_deliveries_order",
 }
 
 // makePayloads gives the claimed rows written without their payload

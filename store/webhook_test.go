@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -204,7 +205,7 @@ func TestStore_FinishDeliveries(t *testing.T) {
 		for _, id := range []string{"delivered", "retry", "handed-back", "lost"} {
 			mustPutOperation(t, s, msfOp(id, "completed", 1))
 		}
-		if _, err := s.ConvertTerminalEvents(ctx, 10); err != nil {
+		if _, _, err := s.ConvertTerminalEvents(ctx, 10, 0); err != nil {
 			t.Fatal(err)
 		}
 		now := time.Now().Add(time.Second).Truncate(time.Millisecond)
@@ -268,6 +269,68 @@ func TestStore_FinishDeliveries(t *testing.T) {
 	})
 }
 
+// TestStore_convertClaimed: with a lease, ConvertTerminalEvents hands the
+// deliveries to subscriptions of operation.terminal alone over claimed,
+// payload made, and the others pending as without it. (SQLite writes the
+// events with the notification: nothing to convert.)
+func TestStore_convertClaimed(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		encode := func(ev Event) ([]byte, error) {
+			return []byte(ev.Type + " " + ev.Operation.ID + " " + ev.Operation.Status), nil
+		}
+		s := mustOpen(t, b, Options{EncodeEvent: encode})
+		ctx := context.Background()
+		alone := mustSubscribe(t, s, SubscriptionFilter{}, EventOperationTerminal)
+		mustPutOperation(t, s, msfOp("a", "completed", 1))
+		mustPutOperation(t, s, msfOp("b", "failed", 1))
+		// Created behind the store's back: its cache still says terminal
+		// only, so the notifications above are marked, not written.
+		both := subscriptionRow{ID: "sub_both", URL: "https://receiver.example/both", Secret: alone.Secret,
+			Events: EventOperationTerminal + "," + EventOperationUpdated, CreatedAt: utcSecond(time.Now())}
+		if err := s.db.Create(&both).Error; err != nil {
+			t.Fatal(err)
+		}
+
+		n, claimed, err := s.ConvertTerminalEvents(ctx, 10, time.Minute)
+		if b.name == "sqlite" {
+			if n != 0 || claimed != nil || err != nil {
+				t.Fatalf("SQLite converted %d (%v, %v), want nothing", n, claimed, err)
+			}
+			return
+		}
+		if err != nil || n != 2 || len(claimed) != 2 {
+			t.Fatalf("converted %d, claimed %d (%v), want 2 and 2", n, len(claimed), err)
+		}
+		var payloads []string
+		for _, d := range claimed {
+			if d.SubscriptionID != alone.ID || d.Seq == 0 || d.Claim == "" || d.WebhookID == "" {
+				t.Errorf("claimed %+v", d)
+			}
+			payloads = append(payloads, string(d.Payload))
+		}
+		slices.Sort(payloads)
+		if want := []string{"operation.terminal a completed", "operation.terminal b failed"}; !slices.Equal(payloads, want) {
+			t.Errorf("payloads %q, want %q", payloads, want)
+		}
+		// Leased: a claim now takes only the other subscription's.
+		now := time.Now().Add(time.Second)
+		ds, err := s.ClaimDeliveries(ctx, now, time.Minute, 10)
+		if err != nil || len(ds) != 2 || ds[0].SubscriptionID != both.ID || ds[1].SubscriptionID != both.ID {
+			t.Fatalf("claimed %+v (%v), want the 2 deliveries of %s", ds, err, both.ID)
+		}
+		fs := []Finished{}
+		for _, d := range append(claimed, ds...) {
+			fs = append(fs, Finished{d, Attempt{At: now, State: DeliveryDelivered, NextAt: now, Status: 204, Counted: true}})
+		}
+		if n, err := s.FinishDeliveries(ctx, fs); err != nil || n != 4 {
+			t.Fatalf("FinishDeliveries = %d, %v; want 4", n, err)
+		}
+		if p, err := s.PendingDeliveries(ctx); err != nil || p != 0 {
+			t.Fatalf("pending %d (%v), want 0", p, err)
+		}
+	})
+}
+
 // TestStore_ClaimDeliveriesConcurrently: claimers at once never take one
 // delivery twice.
 func TestStore_ClaimDeliveriesConcurrently(t *testing.T) {
@@ -322,7 +385,7 @@ func drainTerminalEvents(t *testing.T, s *Store) int {
 	t.Helper()
 	total := 0
 	for {
-		n, err := s.ConvertTerminalEvents(context.Background(), 50)
+		n, _, err := s.ConvertTerminalEvents(context.Background(), 50, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -435,7 +498,7 @@ func TestStore_convertConcurrently(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for {
-				n, err := s.ConvertTerminalEvents(ctx, 20)
+				n, _, err := s.ConvertTerminalEvents(ctx, 20, 0)
 				if err != nil {
 					t.Error(err)
 					return

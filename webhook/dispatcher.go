@@ -23,7 +23,7 @@ import (
 // implements it.
 type Store interface {
 	Subscribed(events ...string) bool
-	ConvertTerminalEvents(ctx context.Context, limit int) (int, error)
+	ConvertTerminalEvents(ctx context.Context, limit int, lease time.Duration) (int, []store.Delivery, error)
 	ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.Delivery, error)
 	FinishDeliveries(ctx context.Context, fs []store.Finished) (int, error)
 	GetSubscription(ctx context.Context, id string) (store.Subscription, error)
@@ -95,6 +95,11 @@ type Dispatcher struct {
 	// each takes a batch, not one per freed slot.
 	ahead int
 	lease time.Duration
+	// Run's: the request slots, the deliveries claimed and not attempted
+	// yet, and the goroutines sending them.
+	slots       chan struct{}
+	outstanding atomic.Int64
+	sending     sync.WaitGroup
 	// lastPurge is Run's: when old deliveries were last purged.
 	lastPurge time.Time
 
@@ -203,20 +208,20 @@ func (d *Dispatcher) Stats() Stats {
 // conversions write the terminal events of the operations marked since
 // (convert): both wait on the database, each with its batch.
 func (d *Dispatcher) Run(ctx context.Context) {
-	var wg sync.WaitGroup
+	d.slots = make(chan struct{}, d.cfg.Concurrency)
+	var converting sync.WaitGroup
 	defer func() {
-		wg.Wait()
+		converting.Wait()
+		d.sending.Wait()
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		d.record(fctx)
 	}()
-	wg.Add(1)
+	converting.Add(1)
 	go func() {
-		defer wg.Done()
+		defer converting.Done()
 		d.convert(ctx)
 	}()
-	slots := make(chan struct{}, d.cfg.Concurrency)
-	var outstanding atomic.Int64 // claimed, not attempted yet
 	poll := time.NewTicker(d.cfg.PollInterval)
 	defer poll.Stop()
 	var lastRefresh time.Time
@@ -237,7 +242,7 @@ func (d *Dispatcher) Run(ctx context.Context) {
 		// deleted since, left: looked for at housekeeping only, so that an
 		// idle instance asks the database nothing.
 		active := housekept || d.st.Subscribed(store.EventOperationTerminal, store.EventOperationUpdated, store.EventICCOperationUpdated)
-		room := d.ahead - int(outstanding.Load())
+		room := d.room()
 		var claimed []store.Delivery
 		if active && room >= d.ahead/2 {
 			var err error
@@ -251,23 +256,7 @@ func (d *Dispatcher) Run(ctx context.Context) {
 				claimsFail = false
 			}
 		}
-		outstanding.Add(int64(len(claimed)))
-		for _, dl := range claimed {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer d.poke() // its attempt to record; the next event of its operation may be due
-				defer outstanding.Add(-1)
-				select {
-				case slots <- struct{}{}:
-				case <-ctx.Done():
-					d.finish(dl, store.Attempt{State: store.DeliveryPending, NextAt: time.Now()}) // handed back
-					return
-				}
-				d.deliver(ctx, dl)
-				<-slots
-			}()
-		}
+		d.start(ctx, claimed)
 		if len(claimed) == room {
 			d.poke() // more may be due
 		}
@@ -277,11 +266,38 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	}
 }
 
+// room is how many more deliveries may be claimed now.
+func (d *Dispatcher) room() int { return d.ahead - int(d.outstanding.Load()) }
+
+// start makes an attempt at each claimed delivery, each on its own goroutine
+// as a request slot frees. Those still waiting for one when ctx ends are
+// handed back.
+func (d *Dispatcher) start(ctx context.Context, claimed []store.Delivery) {
+	d.outstanding.Add(int64(len(claimed)))
+	for _, dl := range claimed {
+		d.sending.Add(1)
+		go func() {
+			defer d.sending.Done()
+			defer d.poke() // its attempt to record; the next event of its operation may be due
+			defer d.outstanding.Add(-1)
+			select {
+			case d.slots <- struct{}{}:
+			case <-ctx.Done():
+				d.finish(dl, store.Attempt{State: store.DeliveryPending, NextAt: time.Now()})
+				return
+			}
+			d.deliver(ctx, dl)
+			<-d.slots
+		}()
+	}
+}
+
 // convert writes, in rounds of at most convertBatch, the terminal events of
 // the operations marked by notifications recorded in one statement
 // (store.ConvertTerminalEvents): when this instance marked some, while
-// batches come full, and at every poll (those of other instances, which may
-// have stopped).
+// batches come full, and at every RefreshInterval (those of other
+// instances, which may have stopped). While there is room, the deliveries
+// it writes come claimed, and are sent at once.
 func (d *Dispatcher) convert(ctx context.Context) {
 	poll := time.NewTicker(d.cfg.RefreshInterval)
 	defer poll.Stop()
@@ -290,7 +306,11 @@ func (d *Dispatcher) convert(ctx context.Context) {
 	for {
 		began := time.Now()
 		if more || d.st.Subscribed(store.EventOperationTerminal) {
-			n, err := d.st.ConvertTerminalEvents(ctx, convertBatch)
+			limit, lease := convertBatch, time.Duration(0)
+			if room := d.room(); room >= d.ahead/2 {
+				limit, lease = room, d.lease
+			}
+			n, claimed, err := d.st.ConvertTerminalEvents(ctx, limit, lease)
 			switch {
 			case err != nil && ctx.Err() == nil && !failing:
 				d.log.Warn("webhook: cannot write terminal events to the outbox", "error", err)
@@ -299,7 +319,8 @@ func (d *Dispatcher) convert(ctx context.Context) {
 				d.log.Info("webhook: terminal events are written to the outbox again")
 				failing = false
 			}
-			more = err == nil && n == convertBatch
+			d.start(ctx, claimed)
+			more = err == nil && n == limit
 			if more {
 				d.Wake()
 			}

@@ -24,12 +24,12 @@ func (l *lateStore) Subscribed(events ...string) bool {
 	return err == nil && st.Subscribed(events...)
 }
 
-func (l *lateStore) ConvertTerminalEvents(ctx context.Context, limit int) (int, error) {
+func (l *lateStore) ConvertTerminalEvents(ctx context.Context, limit int, lease time.Duration) (int, []store.Delivery, error) {
 	st, err := l.get()
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	return st.ConvertTerminalEvents(ctx, limit)
+	return st.ConvertTerminalEvents(ctx, limit, lease)
 }
 
 func (l *lateStore) CreateSubscription(ctx context.Context, sub store.Subscription) (store.Subscription, error) {
