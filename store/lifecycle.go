@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -57,7 +56,7 @@ func (s *Store) DeleteOperation(ctx context.Context, id string) error {
 // made from it when claimed (ConvertTerminalEvents). It returns ErrNotFound
 // when there is no operation id.
 func (s *Store) keepEvents(tx *gorm.DB, id string) error {
-	var due []sql.NullInt64
+	var due []int
 	if err := tx.Raw("SELECT event_due FROM msf_operations WHERE id = ? FOR UPDATE", id).Scan(&due).Error; err != nil {
 		return err
 	}
@@ -65,10 +64,13 @@ func (s *Store) keepEvents(tx *gorm.DB, id string) error {
 		return ErrNotFound
 	}
 	var later []deliveryRow
-	err := tx.Select("seq", "event_type", "created_ms").
-		Where("subject = ? AND state = ? AND payload = ?", subjectMSF+id, DeliveryPending, laterPayload).
-		Find(&later).Error
-	if err != nil || (len(later) == 0 && !due[0].Valid) {
+	// By (subscription_id, subject), the index that orders them (MySQL
+	// only: keepEvents is DeleteOperation's there).
+	err := tx.Raw(`SELECT d.seq, d.event_type, d.created_ms FROM webhook_subscriptions s
+		JOIN webhook_deliveries d FORCE INDEX (webhook_deliveries_order) ON d.subscription_id = s.id AND d.subject = ?
+		WHERE d.state = ? AND d.payload = ?`, subjectMSF+id, DeliveryPending, laterPayload).
+		Scan(&later).Error
+	if err != nil || (len(later) == 0 && due[0] == 0) {
 		return err
 	}
 	var row operationRow
@@ -88,7 +90,7 @@ func (s *Store) keepEvents(tx *gorm.DB, id string) error {
 			return err
 		}
 	}
-	if !due[0].Valid {
+	if due[0] == 0 {
 		return nil
 	}
 	subs, err := listSubscriptions(tx)
@@ -210,14 +212,18 @@ func (s *Store) purgeMSF(ctx context.Context, cutoff time.Time, batch int, longe
 // purgeableMSF limits q to the MSF operations that Purge may remove:
 // terminal before cutoff, with their terminal event written (event_due), and
 // no delivery of it pending that is still to be made from the operation
-// (ConvertTerminalEvents, on MySQL only).
+// (ConvertTerminalEvents, on MySQL only). The deliveries are looked up by
+// (subscription_id, subject), the index that orders them: one more index on
+// subject alone would cost every delivery written.
 func (s *Store) purgeableMSF(q *gorm.DB, cutoff time.Time) *gorm.DB {
-	q = q.Where("terminal_at < ? AND event_due IS NULL", cutoff)
+	q = q.Where("terminal_at < ? AND event_due = 0", cutoff)
 	if s.dialect != dialectMySQL {
 		return q
 	}
-	return q.Where(`NOT EXISTS (SELECT 1 FROM webhook_deliveries d
-		WHERE d.subject = CONCAT(?, msf_operations.id) AND d.state = ? AND d.payload = ?)`, subjectMSF, DeliveryPending, laterPayload)
+	return q.Where(`NOT EXISTS (SELECT 1 FROM webhook_subscriptions s
+		JOIN webhook_deliveries d FORCE INDEX (webhook_deliveries_order)
+		ON d.subscription_id = s.id AND d.subject = CONCAT(?, msf_operations.id)
+		WHERE d.state = ? AND d.payload = ?)`, subjectMSF, DeliveryPending, laterPayload)
 }
 
 // purgeICC is purgeMSF for ICC operations; the latest marker of each

@@ -543,7 +543,7 @@ func (s *Store) ConvertTerminalEvents(ctx context.Context, limit int, lease time
 			}
 		}
 		converted = len(rows)
-		return tx.Exec("UPDATE msf_operations SET event_due = NULL WHERE id IN ?", ids).Error
+		return tx.Exec("UPDATE msf_operations SET event_due = 0 WHERE id IN ?", ids).Error
 	})
 	if err != nil {
 		return 0, nil, fmt.Errorf("convert terminal events: %w", s.translate(err))

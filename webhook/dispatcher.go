@@ -48,7 +48,7 @@ type Config struct {
 	PollInterval time.Duration
 	// RoundInterval is the shortest time between two rounds (each records
 	// the attempts made since the last, writes the terminal events due and
-	// claims deliveries): 50 ms. Under load a round then does a batch of
+	// claims deliveries): 200 ms. Under load a round then does a batch of
 	// each, not one statement per event.
 	RoundInterval time.Duration
 	// RefreshInterval is how often the store's cache of subscriptions is
@@ -56,7 +56,7 @@ type Config struct {
 	RefreshInterval time.Duration
 	// Retention is how long finished deliveries are kept: 7 days.
 	Retention time.Duration
-	// Concurrency is the most requests in flight at once: 16.
+	// Concurrency is the most requests in flight at once: 64.
 	Concurrency int
 	// Guard checks every address connected to; nil refuses every
 	// private, loopback and link-local address.
@@ -121,11 +121,11 @@ func New(st Store, cfg Config) *Dispatcher {
 	def(&cfg.RetryMin, 5*time.Second)
 	def(&cfg.RetryMax, time.Hour)
 	def(&cfg.PollInterval, time.Second)
-	def(&cfg.RoundInterval, 50*time.Millisecond)
+	def(&cfg.RoundInterval, 200*time.Millisecond)
 	def(&cfg.RefreshInterval, 5*time.Second)
 	def(&cfg.Retention, 7*24*time.Hour)
 	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 16
+		cfg.Concurrency = 64
 	}
 	if cfg.Guard == nil {
 		cfg.Guard = NewGuard(nil)

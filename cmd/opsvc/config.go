@@ -66,6 +66,7 @@ type WebhookConfig struct {
 	RetryMin        time.Duration  // WEBHOOK_RETRY_MIN: the first wait between attempts
 	RetryMax        time.Duration  // WEBHOOK_RETRY_MAX: the longest wait between attempts
 	PollInterval    time.Duration  // WEBHOOK_POLL_INTERVAL: how often the outbox is read when idle
+	RoundInterval   time.Duration  // WEBHOOK_ROUND_INTERVAL: the shortest time between two of the dispatcher's rounds
 	RefreshInterval time.Duration  // WEBHOOK_REFRESH_INTERVAL: how often subscriptions are reloaded
 	Retention       time.Duration  // WEBHOOK_RETENTION: how long finished deliveries are kept
 	Concurrency     int            // WEBHOOK_CONCURRENCY: requests in flight at most
@@ -109,9 +110,10 @@ func loadConfig(getenv func(string) string) (Config, error) {
 			RetryMin:        5 * time.Second,
 			RetryMax:        time.Hour,
 			PollInterval:    time.Second,
+			RoundInterval:   200 * time.Millisecond,
 			RefreshInterval: 5 * time.Second,
 			Retention:       7 * 24 * time.Hour,
-			Concurrency:     16,
+			Concurrency:     64,
 		},
 
 		Keystone: keystone.Config{
@@ -172,6 +174,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		{"WEBHOOK_RETRY_MIN", &c.Webhooks.RetryMin, false},
 		{"WEBHOOK_RETRY_MAX", &c.Webhooks.RetryMax, false},
 		{"WEBHOOK_POLL_INTERVAL", &c.Webhooks.PollInterval, false},
+		{"WEBHOOK_ROUND_INTERVAL", &c.Webhooks.RoundInterval, false},
 		{"WEBHOOK_REFRESH_INTERVAL", &c.Webhooks.RefreshInterval, false},
 		{"WEBHOOK_RETENTION", &c.Webhooks.Retention, false},
 	}

@@ -132,6 +132,7 @@ func TestLoadConfig(t *testing.T) {
 		{"bad retry period", env("WEBHOOK_RETRY_PERIOD", "a day"), "WEBHOOK_RETRY_PERIOD"},
 		{"first retry after the longest", env("WEBHOOK_RETRY_MIN", "2h"), "WEBHOOK_RETRY_MIN"},
 		{"bad webhook concurrency", env("WEBHOOK_CONCURRENCY", "0"), "WEBHOOK_CONCURRENCY"},
+		{"zero webhook round interval", env("WEBHOOK_ROUND_INTERVAL", "0s"), "WEBHOOK_ROUND_INTERVAL"},
 	}
 	for _, tt := range refusals {
 		t.Run(tt.name, func(t *testing.T) {

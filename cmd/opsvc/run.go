@@ -83,6 +83,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		RetryMin:        w.RetryMin,
 		RetryMax:        w.RetryMax,
 		PollInterval:    w.PollInterval,
+		RoundInterval:   w.RoundInterval,
 		RefreshInterval: w.RefreshInterval,
 		Retention:       w.Retention,
 		Concurrency:     w.Concurrency,

@@ -69,7 +69,8 @@ Environment (defaults in brackets; the README's Configuration table says more):
   RETENTION_INTERVAL [1m]
   WEBHOOK_ALLOWED_CIDRS [none], WEBHOOK_TIMEOUT [10s], WEBHOOK_RETRY_PERIOD [24h],
   WEBHOOK_RETRY_MIN [5s], WEBHOOK_RETRY_MAX [1h], WEBHOOK_POLL_INTERVAL [1s],
-  WEBHOOK_REFRESH_INTERVAL [5s], WEBHOOK_RETENTION [168h], WEBHOOK_CONCURRENCY [16]
+  WEBHOOK_ROUND_INTERVAL [200ms], WEBHOOK_REFRESH_INTERVAL [5s], WEBHOOK_RETENTION [168h],
+  WEBHOOK_CONCURRENCY [64]
 `
 
 // command runs what args name besides serving: it reports whether it did,
