@@ -799,8 +799,13 @@ export interface components {
              */
             timestamp: string;
             /**
-             * @description `operation.*`: the operation as `GET /v1/operations/{operation_id}` would answer it
-             *     just after the notification. `icc_operation.updated`: the operation as B2 answered it.
+             * @description `operation.updated`: the operation as `GET /v1/operations/{operation_id}` would answer
+             *     it just after the notification. `operation.terminal`: the same, or (on MySQL, where the
+             *     event is written without a copy of the operation and made from it when sent) as it
+             *     answers when the event is sent: its terminal status never changes, but a terminal
+             *     notification re-sent with new content may be what the event carries. Deleting the
+             *     operation (or its retention) never loses or empties its pending events.
+             *     `icc_operation.updated`: the operation as B2 answered it.
              */
             data: components["schemas"]["Operation"] | components["schemas"]["ICCOperationRecord"];
         };
