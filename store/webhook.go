@@ -578,6 +578,10 @@ func (s *Store) readClaimed(tx *gorm.DB, claims map[string][]*deliveryRow, rows 
 			bySubject[r.Subject] = r.Seq
 		}
 		for _, d := range ds {
+			seq, ok := bySubject[d.Subject]
+			if !ok {
+				return nil, fmt.Errorf("the delivery of %s to %s written claimed is not there", d.Subject, subID)
+			}
 			op, err := rowToOperation(*ops[d.Subject])
 			if err != nil {
 				return nil, err
@@ -586,7 +590,7 @@ func (s *Store) readClaimed(tx *gorm.DB, claims map[string][]*deliveryRow, rows 
 			if err != nil {
 				return nil, fmt.Errorf("encode %s event: %w", d.EventType, err)
 			}
-			d.Seq, d.Payload = bySubject[d.Subject], string(b)
+			d.Seq, d.Payload = seq, string(b)
 			out = append(out, rowToDelivery(*d))
 		}
 	}
