@@ -227,8 +227,11 @@ func TestClients_slowHeaders(t *testing.T) {
 	t.Parallel()
 	const headerTimeout = time.Second
 	w := mustWatch(t, "READ_HEADER_TIMEOUT="+headerTimeout.String())
-	c := mustDial(t, w.addr)
+	// Before dialing: the server's clock starts once it has accepted, and
+	// this goroutine may run late after the dial (as it did in CI, by
+	// 200 ms on a busy machine), which made the cut look early.
 	start := time.Now()
+	c := mustDial(t, w.addr)
 	trickle(c, "GET /v1/operations HTTP/1.1\r\nHost: x\r\nX-Slow: "+strings.Repeat("a", 1000), 20*time.Millisecond)
 	took := w.mustProbe(t, "slow-headers")
 	got, cut := readUntilCut(c, headerTimeout+10*time.Second)
@@ -256,8 +259,8 @@ func TestClients_slowBody(t *testing.T) {
 	const readTimeout = 2 * time.Second
 	w := mustWatch(t, "READ_HEADER_TIMEOUT=1s", "READ_TIMEOUT="+readTimeout.String())
 	body := mustJSON(t, minimal("slow-body", "executing", "20261123_100000"))
+	start := time.Now() // before dialing, as in TestClients_slowHeaders
 	c := mustDial(t, w.addr)
-	start := time.Now()
 	fmt.Fprintf(c, "PUT /v1/operations/slow-body HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(body))
 	trickle(c, body, 50*time.Millisecond) // 150 bytes: 7.5 s
 	took := w.mustProbe(t, "slow-body-other")
