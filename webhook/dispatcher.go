@@ -225,7 +225,7 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	poll := time.NewTicker(d.cfg.PollInterval)
 	defer poll.Stop()
 	var lastRefresh time.Time
-	claimsFail := false // said once, until they work again
+	claims := trouble{fail: "webhook: cannot read the outbox", ok: "webhook: the outbox can be read again"}
 	for {
 		began := time.Now()
 		housekept := false
@@ -247,14 +247,7 @@ func (d *Dispatcher) Run(ctx context.Context) {
 		if active && room >= d.ahead/2 {
 			var err error
 			claimed, err = d.st.ClaimDeliveries(ctx, time.Now(), d.lease, room)
-			switch {
-			case err != nil && ctx.Err() == nil && !claimsFail:
-				d.log.Warn("webhook: cannot read the outbox", "error", err)
-				claimsFail = true
-			case err == nil && claimsFail:
-				d.log.Info("webhook: the outbox can be read again")
-				claimsFail = false
-			}
+			claims.report(ctx, d.log, err)
 		}
 		d.start(ctx, claimed)
 		if len(claimed) == room {
@@ -301,7 +294,7 @@ func (d *Dispatcher) start(ctx context.Context, claimed []store.Delivery) {
 func (d *Dispatcher) convert(ctx context.Context) {
 	poll := time.NewTicker(d.cfg.RefreshInterval)
 	defer poll.Stop()
-	failing := false // said once, until it works again
+	converts := trouble{fail: "webhook: cannot write terminal events to the outbox", ok: "webhook: terminal events are written to the outbox again"}
 	more := true
 	for {
 		began := time.Now()
@@ -311,14 +304,7 @@ func (d *Dispatcher) convert(ctx context.Context) {
 				limit, lease = room, d.lease
 			}
 			n, claimed, err := d.st.ConvertTerminalEvents(ctx, limit, lease)
-			switch {
-			case err != nil && ctx.Err() == nil && !failing:
-				d.log.Warn("webhook: cannot write terminal events to the outbox", "error", err)
-				failing = true
-			case err == nil && failing:
-				d.log.Info("webhook: terminal events are written to the outbox again")
-				failing = false
-			}
+			converts.report(ctx, d.log, err)
 			d.start(ctx, claimed)
 			more = err == nil && n == limit
 			if more {
@@ -335,6 +321,26 @@ func (d *Dispatcher) convert(ctx context.Context) {
 		if !d.pause(ctx, began, nil) {
 			return
 		}
+	}
+}
+
+// trouble logs a step that keeps failing once, and once more when it works
+// again, rather than at every round.
+type trouble struct {
+	fail, ok string // the messages
+	failing  bool
+}
+
+// report notes the step's latest outcome; an error because ctx ended is
+// not the step's.
+func (t *trouble) report(ctx context.Context, log *slog.Logger, err error) {
+	switch {
+	case err != nil && ctx.Err() == nil && !t.failing:
+		log.Warn(t.fail, "error", err)
+		t.failing = true
+	case err == nil && t.failing:
+		log.Info(t.ok)
+		t.failing = false
 	}
 }
 
