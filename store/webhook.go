@@ -103,7 +103,7 @@ type Delivery struct {
 	LastError     string
 
 	// Set by ClaimDeliveries only: the body to send, and the claim that
-	// FinishDelivery must show.
+	// FinishDeliveries must show.
 	Payload []byte
 	Claim   string
 }
@@ -713,7 +713,7 @@ func (s *Store) iccOutbox(tx *gorm.DB, set *subscriptionSet, op ICCOperation) (b
 
 // ClaimDeliveries takes up to limit deliveries that are due at now, for
 // lease: until then no other claim (of this instance or another on the same
-// database) takes them, and FinishDelivery records their outcome. Of the
+// database) takes them, and FinishDeliveries records their outcome. Of the
 // pending deliveries of one operation's events to one subscription only the
 // oldest is ever taken, so they are delivered in order. Each claimed
 // delivery carries its payload and claim. It returns ErrUnavailable when the
@@ -873,25 +873,18 @@ type Attempt struct {
 	Counted bool
 }
 
-// FinishDelivery records an attempt on a claimed delivery and ends the
-// claim. It reports false, changing nothing, when the claim was lost (its
-// lease ran out and another dispatcher took the delivery). It returns
-// ErrUnavailable when the database cannot be reached.
-func (s *Store) FinishDelivery(ctx context.Context, d Delivery, a Attempt) (bool, error) {
-	n, err := s.FinishDeliveries(ctx, []Finished{{d, a}})
-	return n == 1, err
-}
-
 // Finished is an attempt made on a claimed delivery (FinishDeliveries).
 type Finished struct {
 	Delivery Delivery
 	Attempt  Attempt
 }
 
-// FinishDeliveries is FinishDelivery for many deliveries at once, in one
-// statement: a dispatcher records the attempts of a round together. It
-// reports how many were recorded; the others' claims were lost, and they
-// are left as they are.
+// FinishDeliveries records attempts on claimed deliveries and ends their
+// claims, in one statement: a dispatcher records the attempts of a round
+// together. It reports how many were recorded; the others' claims were lost
+// (their lease ran out and another dispatcher took them), and they are left
+// as they are. It returns ErrUnavailable when the database cannot be
+// reached.
 func (s *Store) FinishDeliveries(ctx context.Context, fs []Finished) (int, error) {
 	if len(fs) == 0 {
 		return 0, nil

@@ -38,6 +38,13 @@ func outboxRows(t *testing.T, s *Store, sub string) map[string]int {
 	return n
 }
 
+// finishOne records one attempt (FinishDeliveries) and reports whether it
+// was recorded.
+func finishOne(ctx context.Context, s *Store, d Delivery, a Attempt) (bool, error) {
+	n, err := s.FinishDeliveries(ctx, []Finished{{d, a}})
+	return n == 1, err
+}
+
 func msfOp(id, status string, sec int) Operation {
 	op := Operation{ID: id, OccurredTime: at(0), LastUpdateTime: at(sec), Status: status,
 		Request: Request{URI: "/v1/x", Method: "POST"}}
@@ -155,14 +162,14 @@ func TestStore_ClaimDeliveries(t *testing.T) {
 			t.Fatal("claimed deliveries are claimed again within their lease")
 		}
 		x1 := got["x"]
-		if ok, err := s.FinishDelivery(ctx, Delivery{Seq: x1.Seq, Claim: "clm_other"}, Attempt{State: DeliveryDelivered}); ok || err != nil {
+		if ok, err := finishOne(ctx, s, Delivery{Seq: x1.Seq, Claim: "clm_other"}, Attempt{State: DeliveryDelivered}); ok || err != nil {
 			t.Fatalf("finish with another claim: %v %v", ok, err)
 		}
 		retryAt := now.Add(time.Hour)
-		if ok, err := s.FinishDelivery(ctx, x1, Attempt{At: now, State: DeliveryPending, NextAt: retryAt, Status: 500, Error: "answered 500", Counted: true}); !ok || err != nil {
+		if ok, err := finishOne(ctx, s, x1, Attempt{At: now, State: DeliveryPending, NextAt: retryAt, Status: 500, Error: "answered 500", Counted: true}); !ok || err != nil {
 			t.Fatalf("finish: %v %v", ok, err)
 		}
-		if ok, err := s.FinishDelivery(ctx, got["y"], Attempt{At: now, State: DeliveryDelivered, NextAt: now, Status: 204, Counted: true}); !ok || err != nil {
+		if ok, err := finishOne(ctx, s, got["y"], Attempt{At: now, State: DeliveryDelivered, NextAt: now, Status: 204, Counted: true}); !ok || err != nil {
 			t.Fatalf("finish: %v %v", ok, err)
 		}
 		// x's first event waits for its retry: the later ones wait for it.
@@ -173,7 +180,7 @@ func TestStore_ClaimDeliveries(t *testing.T) {
 		if got["x"].Seq != x1.Seq || got["x"].Attempts != 1 {
 			t.Fatalf("claimed %+v, want x's first event again", got["x"])
 		}
-		if ok, err := s.FinishDelivery(ctx, got["x"], Attempt{At: retryAt, State: DeliveryDelivered, NextAt: retryAt, Status: 200, Counted: true}); !ok || err != nil {
+		if ok, err := finishOne(ctx, s, got["x"], Attempt{At: retryAt, State: DeliveryDelivered, NextAt: retryAt, Status: 200, Counted: true}); !ok || err != nil {
 			t.Fatalf("finish: %v %v", ok, err)
 		}
 		got = claim(retryAt)
