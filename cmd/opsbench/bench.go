@@ -588,7 +588,10 @@ func (b *bench) a1Section(ctx context.Context) error {
 // half of the workload, then has an event that the service writes to the
 // outbox and delivers. Its ideal is A1 without a subscriber, run by turns
 // with it on the same service (the subscription is deleted between), so
-// that both meet the same machine and the same database.
+// that both meet the same machine and the same database; every other pair
+// runs the other way round, so that a machine speeding up or slowing down
+// favours neither. Each run also says what it cost each process in CPU time
+// per request, which tells where a difference comes from.
 func (b *bench) a1Webhook(ctx context.Context, svc *process, client *http.Client) (row, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -607,34 +610,68 @@ func (b *bench) a1Webhook(ctx context.Context, svc *process, client *http.Client
 	defer receiver.Close()
 	hook := "http://" + ln.Addr().String() + "/hook"
 
-	var with, without []loadRun
-	for i := range b.cfg.Runs {
-		u := a1ServiceRun(ctx, svc, client, fmt.Sprintf("u%d", i+1), b.cfg.Conns, b.cfg.Throughput)
-		without = append(without, u)
-		id, err := subscribe(ctx, client, svc, hook)
-		if err != nil {
-			return row{}, err
+	cpu := newCPUMeter(svc.pid())
+	// run is one run, with a subscriber or without; it says what the run
+	// cost in CPU time, and how many webhooks arrived during it.
+	run := func(i int, subscribed bool) (loadRun, string, error) {
+		tag, id := fmt.Sprintf("u%d", i+1), ""
+		if subscribed {
+			tag = fmt.Sprintf("w%d", i+1)
+			var err error
+			if id, err = subscribe(ctx, client, svc, hook); err != nil {
+				return loadRun{}, "", err
+			}
 		}
 		wait := func() {}
-		if i == 0 {
+		if i == 0 && subscribed {
 			wait = b.prof.cpu(ctx, svc, "a1-put-webhook", b.cfg.Throughput)
 		}
-		before := received.Load()
-		w := a1ServiceRun(ctx, svc, client, fmt.Sprintf("w%d", i+1), b.cfg.Conns, b.cfg.Throughput)
+		before, from := received.Load(), cpu.sample()
+		r := a1ServiceRun(ctx, svc, client, tag, b.cfg.Conns, b.cfg.Throughput)
+		to := cpu.sample()
 		wait()
-		delivered := received.Load() - before
-		if err := unsubscribe(ctx, client, svc, id); err != nil {
-			return row{}, err
+		say := cpu.perRequest(from, to, len(r.latencies))
+		if !subscribed {
+			return r, say, nil
 		}
-		with = append(with, w)
-		b.logf("A1 without, then with a webhook subscriber, run %d/%d: %.0f/s, then %.0f/s p50 %.1f p99 %.1f ms (%d errors), "+
-			"%d of its %d terminal notifications' webhooks received during the run",
-			i+1, b.cfg.Runs, u.perSecond(), w.perSecond(), w.percentile(50), w.percentile(99), w.errors,
-			delivered, len(w.latencies)/2)
+		terminal, during := int64(len(r.latencies)/2), received.Load()-before
+		// The last round's events arrive just after the run: they are let
+		// through before the subscription (and its pending deliveries)
+		// goes, and before the next run starts.
+		for end := time.Now().Add(5 * time.Second); received.Load()-before < terminal && time.Now().Before(end); {
+			time.Sleep(20 * time.Millisecond)
+		}
+		say += fmt.Sprintf("; %d of its %d terminal notifications' webhooks received during the run, %d in all",
+			during, terminal, received.Load()-before)
+		return r, say, unsubscribe(ctx, client, svc, id)
+	}
+	var with, without []loadRun
+	for i := range b.cfg.Runs {
+		withFirst := i%2 == 1
+		var pair [2]loadRun // without, with
+		var says [2]string
+		for _, subscribed := range []bool{withFirst, !withFirst} {
+			r, say, err := run(i, subscribed)
+			if err != nil {
+				return row{}, err
+			}
+			k := 0
+			if subscribed {
+				k = 1
+			}
+			pair[k], says[k] = r, say
+		}
+		without, with = append(without, pair[0]), append(with, pair[1])
+		u, w := pair[0], pair[1]
+		b.logf("A1 without a webhook subscriber, run %d/%d: %.0f/s p50 %.1f p99 %.1f ms (%d errors), %s",
+			i+1, b.cfg.Runs, u.perSecond(), u.percentile(50), u.percentile(99), u.errors, says[0])
+		b.logf("A1 with a webhook subscriber, run %d/%d: %.0f/s p50 %.1f p99 %.1f ms (%d errors), %s",
+			i+1, b.cfg.Runs, w.perSecond(), w.percentile(50), w.percentile(99), w.errors, says[1])
 	}
 	name := fmt.Sprintf("A1 PUT throughput, 1 webhook subscriber (%d conns)", b.cfg.Conns)
-	b.notes = append(b.notes, name+": ideal is A1 without a subscriber, run by turns with it on the same service; "+
-		"an operation.terminal subscriber on 127.0.0.1 answering 204 receives the completed half of the writes (the log says how many arrived during each run)")
+	b.notes = append(b.notes, name+": ideal is A1 without a subscriber, run by turns with it on the same service (every other pair the other way round); "+
+		"an operation.terminal subscriber on 127.0.0.1 answering 204 receives the completed half of the writes (the log says how many arrived during each run, "+
+		"and what each run cost the service, the database and opsbench in CPU time per request)")
 	return row{name: name, target: target{kind: atLeastX, x: 0.9},
 		service: b.failed("A1 with a webhook subscriber", throughputFigure(with), with), ideal: throughputFigure(without)}, nil
 }
