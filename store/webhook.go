@@ -973,19 +973,68 @@ func finishDeliveriesSQL(fs []Finished) (string, []any) {
 }
 
 // PurgeDeliveries removes the finished deliveries (delivered, failed,
-// canceled) created before t, and reports how many. It returns
-// ErrUnavailable when the database cannot be reached.
+// canceled) created before t, and reports how many. The table has no index
+// on created_ms (each would cost every event a write): deliveries are
+// numbered (seq) in about the order they were created, so the purge finds
+// the first delivery created at or after t by bisecting seq, then deletes
+// below it in windows of purgeWindow seqs, each a short statement on the
+// primary key. A delivery created before t but numbered after that one (a
+// terminal event written late carries its notification's time) waits for
+// a later purge. It returns ErrUnavailable when the database cannot be
+// reached.
 func (s *Store) PurgeDeliveries(ctx context.Context, before time.Time) (int64, error) {
-	var n int64
-	err := s.withRetry(ctx, func(ctx context.Context) error {
-		res := s.db.WithContext(ctx).Where("state <> ? AND created_ms < ?", DeliveryPending, before.UnixMilli()).Delete(&deliveryRow{})
-		n = res.RowsAffected
-		return res.Error
-	})
+	n, err := s.purgeDeliveries(ctx, before.UnixMilli())
 	if err != nil {
-		return 0, fmt.Errorf("purge deliveries: %w", s.translate(err))
+		return n, fmt.Errorf("purge deliveries: %w", s.translate(err))
 	}
 	return n, nil
+}
+
+// purgeWindow is how many seqs one purge statement spans at most.
+const purgeWindow = 5000
+
+func (s *Store) purgeDeliveries(ctx context.Context, beforeMS int64) (int64, error) {
+	var bounds struct{ Lo, Hi *int64 }
+	err := s.query(ctx, func(db *gorm.DB) error {
+		return db.Raw("SELECT MIN(seq) AS lo, MAX(seq) AS hi FROM webhook_deliveries").Scan(&bounds).Error
+	})
+	if err != nil || bounds.Lo == nil {
+		return 0, err
+	}
+	// end: the least seq whose next delivery (by seq) was created at or
+	// after beforeMS, as if created_ms grew with seq.
+	lo, end := *bounds.Lo, *bounds.Hi+1
+	for lo < end {
+		mid := lo + (end-lo)/2
+		var next deliveryRow
+		err := s.query(ctx, func(db *gorm.DB) error {
+			return db.Select("seq", "created_ms").Where("seq >= ?", mid).Order("seq").Limit(1).Find(&next).Error
+		})
+		if err != nil {
+			return 0, err
+		}
+		if next.Seq != 0 && next.CreatedMS < beforeMS {
+			lo = next.Seq + 1
+		} else {
+			end = mid
+		}
+	}
+	var purged int64
+	for from := *bounds.Lo; from < end; from += purgeWindow {
+		to := min(from+purgeWindow, end)
+		err := s.withRetry(ctx, func(ctx context.Context) error {
+			res := s.db.WithContext(ctx).Where("seq >= ? AND seq < ? AND state <> ? AND created_ms < ?", from, to, DeliveryPending, beforeMS).
+				Delete(&deliveryRow{})
+			if res.Error == nil {
+				purged += res.RowsAffected
+			}
+			return res.Error
+		})
+		if err != nil {
+			return purged, err
+		}
+	}
+	return purged, nil
 }
 
 // PendingDeliveries counts the deliveries not finished yet. It returns

@@ -530,3 +530,62 @@ func TestStore_convertConcurrently(t *testing.T) {
 		}
 	}
 }
+
+// TestStore_PurgeDeliveries: the finished deliveries created before the
+// time go, in windows of seqs; pending ones stay whatever their age, and so
+// do the newer ones, and one created early but numbered late (a terminal
+// event written after its notification) until a later purge passes it.
+func TestStore_PurgeDeliveries(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s := mustOpen(t, b, Options{})
+		ctx := context.Background()
+		base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+		states := []string{DeliveryDelivered, DeliveryFailed, DeliveryCanceled, DeliveryPending}
+		const n = 2*purgeWindow + 2000 // more than one window below the cut
+		rows := make([]deliveryRow, 0, n+1)
+		for i := range n {
+			rows = append(rows, deliveryRow{MsgID: fmt.Sprint("msg_", i), SubscriptionID: "sub_x", EventType: EventOperationTerminal,
+				Subject: fmt.Sprint("msf/op", i), State: states[i%4], CreatedMS: base + int64(i), NextAttemptMS: base + int64(i)})
+		}
+		rows = append(rows, deliveryRow{MsgID: "msg_late", SubscriptionID: "sub_x", EventType: EventOperationTerminal,
+			Subject: "msf/late", State: DeliveryDelivered, CreatedMS: base, NextAttemptMS: base})
+		if err := s.db.CreateInBatches(rows, 500).Error; err != nil {
+			t.Fatal(err)
+		}
+		count := func(where string, args ...any) int64 {
+			t.Helper()
+			var c int64
+			if err := s.db.Model(&deliveryRow{}).Where(where, args...).Count(&c).Error; err != nil {
+				t.Fatal(err)
+			}
+			return c
+		}
+		cut := base + 2*purgeWindow // rows 0 .. 2*purgeWindow-1 are older
+		purged, err := s.PurgeDeliveries(ctx, time.UnixMilli(cut))
+		if want := int64(2*purgeWindow) * 3 / 4; err != nil || purged != want {
+			t.Fatalf("PurgeDeliveries = %d, %v; want %d (the finished three quarters of the older rows)", purged, err, want)
+		}
+		if got := count("created_ms < ? AND state <> ? AND msg_id <> ?", cut, DeliveryPending, "msg_late"); got != 0 {
+			t.Errorf("%d finished older deliveries left", got)
+		}
+		if got := count("state = ?", DeliveryPending); got != int64(n/4) {
+			t.Errorf("%d pending deliveries left, want all %d", got, n/4)
+		}
+		if got := count("created_ms >= ?", cut); got != 2000 {
+			t.Errorf("%d newer deliveries left, want 2000", got)
+		}
+		if got := count("msg_id = ?", "msg_late"); got != 1 {
+			t.Errorf("the delivery numbered after the cut was purged already")
+		}
+		purged, err = s.PurgeDeliveries(ctx, time.UnixMilli(base+n))
+		if want := int64(2000*3/4 + 1); err != nil || purged != want {
+			t.Fatalf("second PurgeDeliveries = %d, %v; want %d (the newer finished ones and the late one)", purged, err, want)
+		}
+		if purged, err = s.PurgeDeliveries(ctx, time.UnixMilli(base+n)); err != nil || purged != 0 {
+			t.Errorf("third PurgeDeliveries = %d, %v; want 0", purged, err)
+		}
+		if got := count("1 = 1"); got != int64(n/4) {
+			t.Errorf("%d deliveries left, want the %d pending ones", got, n/4)
+		}
+	})
+}
