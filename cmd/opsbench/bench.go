@@ -367,9 +367,13 @@ func (b *bench) healthSection(ctx context.Context, svc *process) error {
 		if i == 0 {
 			wait = b.prof.cpu(ctx, svc, "healthz", b.cfg.Throughput)
 		}
-		sr := load(ctx, b.cfg.Conns, b.cfg.Throughput, maxCallsPerWorker, get(svc))
-		wait()
-		br := load(ctx, b.cfg.Conns, b.cfg.Throughput, maxCallsPerWorker, get(bare))
+		var sr, br loadRun
+		inTurns(i, func() {
+			sr = load(ctx, b.cfg.Conns, b.cfg.Throughput, maxCallsPerWorker, get(svc))
+			wait()
+		}, func() {
+			br = load(ctx, b.cfg.Conns, b.cfg.Throughput, maxCallsPerWorker, get(bare))
+		})
 		svcRuns, bareRuns = append(svcRuns, sr), append(bareRuns, br)
 		b.logf("GET /healthz run %d/%d: service %.0f/s, bare net/http %.0f/s", i+1, b.cfg.Runs, sr.perSecond(), br.perSecond())
 	}
@@ -381,6 +385,20 @@ func (b *bench) healthSection(ctx context.Context, svc *process) error {
 	})
 	b.notes = append(b.notes, "GET /healthz: ideal is a bare net/http handler answering the same body, in a process of its own (opsbench serve-bare)")
 	return nil
+}
+
+// inTurns runs run i of a row's two sides: the service's, then the
+// ideal's, and every other run the other way round, so that a machine that
+// speeds up or slows down during the row (this one's speed wanders by a
+// fifth within a minute) favours neither.
+func inTurns(i int, service, ideal func()) {
+	if i%2 == 1 {
+		ideal()
+		service()
+		return
+	}
+	service()
+	ideal()
 }
 
 // rssSection measures how much the service's resident memory grows while it
@@ -555,9 +573,13 @@ func (b *bench) a1Section(ctx context.Context) error {
 		if i == 0 {
 			wait = b.prof.cpu(ctx, svc, "a1-put", b.cfg.Throughput)
 		}
-		sr := a1ServiceRun(ctx, svc, client, tag, b.cfg.Conns, b.cfg.Throughput)
-		wait()
-		fr := a1FloorRun(ctx, floor, tag, b.cfg.Conns, b.cfg.Throughput)
+		var sr, fr loadRun
+		inTurns(i, func() {
+			sr = a1ServiceRun(ctx, svc, client, tag, b.cfg.Conns, b.cfg.Throughput)
+			wait()
+		}, func() {
+			fr = a1FloorRun(ctx, floor, tag, b.cfg.Conns, b.cfg.Throughput)
+		})
 		svcRuns, floorRuns = append(svcRuns, sr), append(floorRuns, fr)
 		b.logf("A1 run %d/%d: service %.0f/s p50 %.1f p99 %.1f ms (%d errors), floor %.0f/s p50 %.1f p99 %.1f ms (%d errors)",
 			i+1, b.cfg.Runs, sr.perSecond(), sr.percentile(50), sr.percentile(99), sr.errors,
@@ -589,8 +611,7 @@ func (b *bench) a1Section(ctx context.Context) error {
 // outbox and delivers. Its ideal is A1 without a subscriber, run by turns
 // with it on the same service (the subscription is deleted between), so
 // that both meet the same machine and the same database; every other pair
-// runs the other way round, so that a machine speeding up or slowing down
-// favours neither. Each run also says what it cost each process in CPU time
+// runs the other way round (inTurns). Each run also says what it cost each process in CPU time
 // per request, which tells where a difference comes from.
 func (b *bench) a1Webhook(ctx context.Context, svc *process, client *http.Client) (row, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -647,19 +668,16 @@ func (b *bench) a1Webhook(ctx context.Context, svc *process, client *http.Client
 	}
 	var with, without []loadRun
 	for i := range b.cfg.Runs {
-		withFirst := i%2 == 1
 		var pair [2]loadRun // without, with
 		var says [2]string
-		for _, subscribed := range []bool{withFirst, !withFirst} {
-			r, say, err := run(i, subscribed)
-			if err != nil {
-				return row{}, err
-			}
-			k := 0
-			if subscribed {
-				k = 1
-			}
-			pair[k], says[k] = r, say
+		var errs [2]error
+		inTurns(i, func() {
+			pair[1], says[1], errs[1] = run(i, true)
+		}, func() {
+			pair[0], says[0], errs[0] = run(i, false)
+		})
+		if err := errors.Join(errs[:]...); err != nil {
+			return row{}, err
 		}
 		without, with = append(without, pair[0]), append(with, pair[1])
 		u, w := pair[0], pair[1]
