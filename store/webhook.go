@@ -978,7 +978,7 @@ func finishDeliveriesSQL(fs []Finished) (string, []any) {
 // numbered (seq) in about the order they were created, so the purge finds
 // the first delivery created at or after t by bisecting seq, then deletes
 // below it in windows of purgeWindow seqs, each a short statement on the
-// primary key. A delivery created before t but numbered after that one (a
+// primary key, skipping stretches of pending ones. A delivery created before t but numbered after that one (a
 // terminal event written late carries its notification's time) waits for
 // a later purge. It returns ErrUnavailable when the database cannot be
 // reached.
@@ -1020,9 +1020,19 @@ func (s *Store) purgeDeliveries(ctx context.Context, beforeMS int64) (int64, err
 		}
 	}
 	var purged int64
-	for from := *bounds.Lo; from < end; from += purgeWindow {
+	for from := *bounds.Lo; from < end; {
+		// From the next finished delivery: what lies below it is pending
+		// (or gone), however long the stretch.
+		var first deliveryRow
+		err := s.query(ctx, func(db *gorm.DB) error {
+			return db.Select("seq").Where("seq >= ? AND seq < ? AND state <> ?", from, end, DeliveryPending).Order("seq").Limit(1).Find(&first).Error
+		})
+		if err != nil || first.Seq == 0 {
+			return purged, err
+		}
+		from = first.Seq
 		to := min(from+purgeWindow, end)
-		err := s.withRetry(ctx, func(ctx context.Context) error {
+		err = s.withRetry(ctx, func(ctx context.Context) error {
 			res := s.db.WithContext(ctx).Where("seq >= ? AND seq < ? AND state <> ? AND created_ms < ?", from, to, DeliveryPending, beforeMS).
 				Delete(&deliveryRow{})
 			if res.Error == nil {
@@ -1033,6 +1043,7 @@ func (s *Store) purgeDeliveries(ctx context.Context, beforeMS int64) (int64, err
 		if err != nil {
 			return purged, err
 		}
+		from = to
 	}
 	return purged, nil
 }

@@ -542,7 +542,12 @@ func TestStore_PurgeDeliveries(t *testing.T) {
 		base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
 		states := []string{DeliveryDelivered, DeliveryFailed, DeliveryCanceled, DeliveryPending}
 		const n = 2*purgeWindow + 2000 // more than one window below the cut
-		rows := make([]deliveryRow, 0, n+1)
+		const stuck = purgeWindow + 1000 // a stretch of old pending ones first
+		rows := make([]deliveryRow, 0, stuck+n+1)
+		for i := range stuck {
+			rows = append(rows, deliveryRow{MsgID: fmt.Sprint("msg_stuck", i), SubscriptionID: "sub_x", EventType: EventOperationTerminal,
+				Subject: fmt.Sprint("msf/stuck", i), State: DeliveryPending, CreatedMS: base - 1000, NextAttemptMS: base})
+		}
 		for i := range n {
 			rows = append(rows, deliveryRow{MsgID: fmt.Sprint("msg_", i), SubscriptionID: "sub_x", EventType: EventOperationTerminal,
 				Subject: fmt.Sprint("msf/op", i), State: states[i%4], CreatedMS: base + int64(i), NextAttemptMS: base + int64(i)})
@@ -568,8 +573,8 @@ func TestStore_PurgeDeliveries(t *testing.T) {
 		if got := count("created_ms < ? AND state <> ? AND msg_id <> ?", cut, DeliveryPending, "msg_late"); got != 0 {
 			t.Errorf("%d finished older deliveries left", got)
 		}
-		if got := count("state = ?", DeliveryPending); got != int64(n/4) {
-			t.Errorf("%d pending deliveries left, want all %d", got, n/4)
+		if got := count("state = ?", DeliveryPending); got != int64(stuck+n/4) {
+			t.Errorf("%d pending deliveries left, want all %d", got, stuck+n/4)
 		}
 		if got := count("created_ms >= ?", cut); got != 2000 {
 			t.Errorf("%d newer deliveries left, want 2000", got)
@@ -584,8 +589,8 @@ func TestStore_PurgeDeliveries(t *testing.T) {
 		if purged, err = s.PurgeDeliveries(ctx, time.UnixMilli(base+n)); err != nil || purged != 0 {
 			t.Errorf("third PurgeDeliveries = %d, %v; want 0", purged, err)
 		}
-		if got := count("1 = 1"); got != int64(n/4) {
-			t.Errorf("%d deliveries left, want the %d pending ones", got, n/4)
+		if got := count("1 = 1"); got != int64(stuck+n/4) {
+			t.Errorf("%d deliveries left, want the %d pending ones", got, stuck+n/4)
 		}
 	})
 }
