@@ -541,7 +541,7 @@ func TestStore_PurgeDeliveries(t *testing.T) {
 		ctx := context.Background()
 		base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
 		states := []string{DeliveryDelivered, DeliveryFailed, DeliveryCanceled, DeliveryPending}
-		const n = 2*purgeWindow + 2000 // more than one window below the cut
+		const n = 2*purgeWindow + 2000   // more than one window below the cut
 		const stuck = purgeWindow + 1000 // a stretch of old pending ones first
 		rows := make([]deliveryRow, 0, stuck+n+1)
 		for i := range stuck {
