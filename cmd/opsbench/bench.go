@@ -611,8 +611,9 @@ func (b *bench) a1Section(ctx context.Context) error {
 // outbox and delivers. Its ideal is A1 without a subscriber, run by turns
 // with it on the same service (the subscription is deleted between), so
 // that both meet the same machine and the same database; every other pair
-// runs the other way round (inTurns). Each run also says what it cost each process in CPU time
-// per request, which tells where a difference comes from.
+// runs the other way round (inTurns). Each run also says what it cost each
+// process in CPU time per request, which tells where a difference comes
+// from.
 func (b *bench) a1Webhook(ctx context.Context, svc *process, client *http.Client) (row, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
