@@ -978,10 +978,10 @@ func finishDeliveriesSQL(fs []Finished) (string, []any) {
 // numbered (seq) in about the order they were created, so the purge finds
 // the first delivery created at or after t by bisecting seq, then deletes
 // below it in windows of purgeWindow seqs, each a short statement on the
-// primary key, skipping stretches of pending ones. A delivery created before t but numbered after that one (a
-// terminal event written late carries its notification's time) waits for
-// a later purge. It returns ErrUnavailable when the database cannot be
-// reached.
+// primary key, skipping stretches of pending ones. A delivery created
+// before t but numbered after that one (a terminal event written late
+// carries its notification's time) waits for a later purge. It returns
+// ErrUnavailable when the database cannot be reached.
 func (s *Store) PurgeDeliveries(ctx context.Context, before time.Time) (int64, error) {
 	n, err := s.purgeDeliveries(ctx, before.UnixMilli())
 	if err != nil {
@@ -994,16 +994,16 @@ func (s *Store) PurgeDeliveries(ctx context.Context, before time.Time) (int64, e
 const purgeWindow = 5000
 
 func (s *Store) purgeDeliveries(ctx context.Context, beforeMS int64) (int64, error) {
-	var bounds struct{ Lo, Hi *int64 }
+	var last *int64
 	err := s.query(ctx, func(db *gorm.DB) error {
-		return db.Raw("SELECT MIN(seq) AS lo, MAX(seq) AS hi FROM webhook_deliveries").Scan(&bounds).Error
+		return db.Raw("SELECT MAX(seq) FROM webhook_deliveries").Scan(&last).Error
 	})
-	if err != nil || bounds.Lo == nil {
+	if err != nil || last == nil {
 		return 0, err
 	}
 	// end: the least seq whose next delivery (by seq) was created at or
 	// after beforeMS, as if created_ms grew with seq.
-	lo, end := *bounds.Lo, *bounds.Hi+1
+	var lo, end int64 = 0, *last + 1
 	for lo < end {
 		mid := lo + (end-lo)/2
 		var next deliveryRow
@@ -1020,7 +1020,7 @@ func (s *Store) purgeDeliveries(ctx context.Context, beforeMS int64) (int64, err
 		}
 	}
 	var purged int64
-	for from := *bounds.Lo; from < end; {
+	for from := int64(0); from < end; {
 		// From the next finished delivery: what lies below it is pending
 		// (or gone), however long the stretch.
 		var first deliveryRow

@@ -540,6 +540,9 @@ func TestStore_PurgeDeliveries(t *testing.T) {
 		s := mustOpen(t, b, Options{})
 		ctx := context.Background()
 		base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+		if purged, err := s.PurgeDeliveries(ctx, time.UnixMilli(base)); err != nil || purged != 0 {
+			t.Fatalf("PurgeDeliveries of an empty outbox = %d, %v; want 0", purged, err)
+		}
 		states := []string{DeliveryDelivered, DeliveryFailed, DeliveryCanceled, DeliveryPending}
 		const n = 2*purgeWindow + 2000   // more than one window below the cut
 		const stuck = purgeWindow + 1000 // a stretch of old pending ones first
